@@ -1,0 +1,1 @@
+"""Every call and every denial, recorded without blocking the request path."""

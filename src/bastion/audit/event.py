@@ -1,0 +1,49 @@
+"""The audit record. One per tool call, denial, or authentication failure."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["AuditEvent", "Decision", "Outcome"]
+
+Decision = Literal["allow", "deny", "none"]
+Outcome = Literal["ok", "error", "denied", "invalid_input", "not_found", "unauthenticated", "rate_limited", "unavailable"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class AuditEvent(BaseModel):
+    """Who did what, to which repository, with what result. Never holds a credential or file content."""
+
+    event_id: str = Field(default_factory=_event_id)
+    time: datetime = Field(default_factory=_now)
+    request_id: str | None = None
+    subject: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    auth_method: str | None = None
+    credential_id: str | None = None
+    client: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    tool: str | None = None
+    repo: str | None = None
+    ref: str | None = None
+    resolved_sha: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    bytes_returned: int = 0
+    decision: Decision = "none"
+    reason: str | None = None
+    rule: str | None = None
+    duration_ms: float = 0.0
+    outcome: Outcome = "ok"
+    metadata: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Who is calling: API keys now, OIDC bearer tokens beside them."""

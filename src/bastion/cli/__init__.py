@@ -1,0 +1,1 @@
+"""The `bastion` command line: serve, repo, keys, policy, audit, client-config."""

@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: settings from the environment plus the global `--data-dir` option, one console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from bastion.config import Settings
+from bastion.errors import BastionError
+
+__all__ = ["console", "err_console", "fail", "settings_from"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The settings for this invocation (built once by the root callback)."""
+    root = ctx.find_root()
+    settings = root.obj
+    if not isinstance(settings, Settings):  # a sub-app invoked on its own, e.g. in a test
+        settings = Settings()
+        root.obj = settings
+    return settings
+
+
+def build_settings(data_dir: Path | None) -> Settings:
+    if data_dir is None:
+        return Settings()
+    return Settings(data_dir=data_dir)
+
+
+def fail(error: BastionError | str, code: int = 1) -> typer.Exit:
+    """Print an error the user can act on and return the Exit to raise."""
+    message = error.message if isinstance(error, BastionError) else error
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)

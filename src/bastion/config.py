@@ -1,0 +1,149 @@
+"""Configuration: a few nested settings models read from `BASTION_*` environment variables.
+
+Nested fields use a double underscore: `BASTION_AUDIT__QUEUE_SIZE=20000`. The policy itself lives in
+its own YAML file (see docs/policy.md); this module only says where that file is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "AuditSettings",
+    "AuthSettings",
+    "LogSettings",
+    "PolicySettings",
+    "RepoSettings",
+    "ServerSettings",
+    "Settings",
+]
+
+
+class ServerSettings(BaseModel):
+    """The HTTP edge."""
+
+    json_response: bool = Field(
+        default=False,
+        description="Answer every POST with plain JSON, never SSE (API Gateway and Lambda cannot stream).",
+    )
+    stateless: bool = Field(
+        default=True,
+        description=(
+            "Keep no legacy-session state between requests, so any instance can serve any request behind a "
+            "plain load balancer. Modern (2026-07-28) clients are always stateless."
+        ),
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers accepted on /mcp (DNS-rebinding protection). Empty: loopback names only.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origin headers accepted on /mcp. Empty: loopback origins only."
+    )
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body accepted.")
+
+
+class AuthSettings(BaseModel):
+    """Who may call. API keys are always checked; OIDC is added by its own settings."""
+
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a verified API key is trusted without re-reading the key store, for stores that cannot "
+            "signal changes. The SQLite store signals revocations at once, so this only bounds other stores."
+        ),
+    )
+
+
+class PolicySettings(BaseModel):
+    file: Path | None = Field(default=None, description="Policy YAML. Default: <data_dir>/policy.yaml.")
+    reload_check_seconds: float = Field(
+        default=1.0, ge=0, description="How often (at most) the file is stat()ed for changes; 0 checks every call."
+    )
+
+
+class AuditSettings(BaseModel):
+    sqlite_path: Path | None = Field(default=None, description="Audit database. Default: <data_dir>/audit.db.")
+    queue_size: int = Field(default=100_000, gt=0, description="Events held in memory while the sink catches up.")
+    batch_size: int = Field(default=500, gt=0, description="Events written per sink transaction.")
+
+
+class RepoSettings(BaseModel):
+    sync_interval_seconds: float = Field(
+        default=0, ge=0, description="Fetch every mirror this often while serving; 0 disables the schedule."
+    )
+    git_timeout_seconds: float = Field(default=30.0, gt=0, description="Upper bound for one git command.")
+    fetch_timeout_seconds: float = Field(default=600.0, gt=0, description="Upper bound for one clone or fetch.")
+    search_timeout_seconds: float = Field(default=10.0, gt=0, description="Upper bound for one search.")
+    max_search_results: int = Field(default=200, gt=0, description="Ceiling on `max_results` for search_code.")
+    default_max_bytes: int = Field(
+        default=262_144, gt=0, description="Bytes of file content returned when the caller does not ask."
+    )
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(default=False, description="One JSON object per line (for CloudWatch / Loki).")
+
+
+class Settings(BaseSettings):
+    """Everything the server reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(default=Path(".bastion"), description="Mirrors, state and audit databases live here.")
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The canonical URL clients use for the MCP endpoint (e.g. https://mcp.example.com/mcp). It is the "
+            "OAuth resource identifier (RFC 8707) and appears in client configuration. Default: http://host:port/mcp."
+        ),
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    repos: RepoSettings = Field(default_factory=RepoSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def state_db(self) -> Path:
+        """Keys and the repository registry."""
+        return self.data_dir / "state.db"
+
+    @property
+    def mirrors_dir(self) -> Path:
+        return self.data_dir / "mirrors"
+
+    @property
+    def worktrees_dir(self) -> Path:
+        return self.data_dir / "worktrees"
+
+    @property
+    def policy_file(self) -> Path:
+        return (self.policy.file or self.data_dir / "policy.yaml").expanduser().resolve()
+
+    @property
+    def audit_db(self) -> Path:
+        return (self.audit.sqlite_path or self.data_dir / "audit.db").expanduser().resolve()
+
+    @property
+    def resource_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 - comparing, not binding
+        return f"http://{host}:{self.port}/mcp"

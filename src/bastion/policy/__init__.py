@@ -1,0 +1,1 @@
+"""Who may do what to which repository, branch and path: one YAML file, deny by default."""
