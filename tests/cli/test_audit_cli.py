@@ -1,0 +1,187 @@
+"""`bastion audit tail / search` against a real audit database, and `tail -f` in a real process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.audit.event import AuditEvent
+from bastion.audit.sqlite import SqliteAuditSink
+from bastion.cli.main import app
+from bastion.config import Settings
+
+runner = CliRunner()
+SHA = "89abcdef0123456789abcdef0123456789abcdef"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _audit(data_dir: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--data-dir", str(data_dir), "audit", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _write(data_dir: Path, events: list[AuditEvent]) -> None:
+    sink = SqliteAuditSink(Settings(data_dir=data_dir).audit_db)
+    try:
+        sink.write(events)
+    finally:
+        sink.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    _write(
+        tmp_path,
+        [
+            AuditEvent(
+                time=NOW - timedelta(days=3),
+                subject="carol",
+                tool="list_repositories",
+                decision="allow",
+                duration_ms=1.0,
+            ),
+            AuditEvent(
+                time=NOW - timedelta(minutes=5),
+                subject="alice",
+                client="claude-code",
+                tool="get_file_contents",
+                repo="acme/api",
+                ref="main",
+                resolved_sha=SHA,
+                decision="allow",
+                duration_ms=4.56,
+            ),
+            AuditEvent(
+                time=NOW - timedelta(minutes=4),
+                subject="bob",
+                client="vscode",
+                tool="search_code",
+                repo="acme/secrets",
+                decision="deny",
+                outcome="denied",
+                reason="no rule allows bob to search acme/secrets",
+                duration_ms=0.4,
+            ),
+            AuditEvent(
+                time=NOW - timedelta(minutes=3),
+                subject="alice",
+                client="claude-code",
+                tool="search_code",
+                repo="acme/api",
+                ref="main",
+                resolved_sha=SHA,
+                decision="allow",
+                duration_ms=31.0,
+            ),
+        ],
+    )
+    return tmp_path
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def test_tail_prints_the_newest_events_oldest_first(data_dir: Path) -> None:
+    code, out, _ = _audit(data_dir, "tail", "-n", "2")
+    assert code == 0
+    assert out.splitlines() == [
+        f"{_stamp(NOW - timedelta(minutes=4))}  bob  vscode  search_code  acme/secrets  deny/denied  0.4ms  "
+        '"no rule allows bob to search acme/secrets"',
+        f"{_stamp(NOW - timedelta(minutes=3))}  alice  claude-code  search_code  acme/api@main (89abcde)  "
+        "allow/ok  31.0ms",
+    ]
+    assert len(_audit(data_dir, "tail")[1].splitlines()) == 4  # default -n 20 shows all four
+
+
+def test_tail_json_is_one_parseable_object_per_line_with_positions(data_dir: Path) -> None:
+    code, out, _ = _audit(data_dir, "tail", "--json")
+    assert code == 0
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert [document["id"] for document in documents] == [1, 2, 3, 4]
+    assert [document["subject"] for document in documents] == ["carol", "alice", "bob", "alice"]
+    assert documents[1]["resolved_sha"] == SHA
+
+
+@pytest.mark.parametrize(
+    ("filters", "subjects"),
+    [
+        (["--subject", "alice"], ["alice", "alice"]),
+        (["--repo", "acme/secrets"], ["bob"]),
+        (["--decision", "deny"], ["bob"]),
+        (["--decision", "allow"], ["carol", "alice", "alice"]),
+        (["--tool", "search_code"], ["bob", "alice"]),
+        (["--since", "1h"], ["alice", "bob", "alice"]),
+        (["--since", "4d"], ["carol", "alice", "bob", "alice"]),
+        (["--since", (NOW - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")], ["bob", "alice"]),
+        (["--subject", "alice", "--tool", "search_code"], ["alice"]),
+        (["--limit", "1"], ["alice"]),
+    ],
+)
+def test_search_filters(data_dir: Path, filters: list[str], subjects: list[str]) -> None:
+    code, out, _ = _audit(data_dir, "search", "--json", *filters)
+    assert code == 0
+    assert [json.loads(line)["subject"] for line in out.splitlines()] == subjects
+
+
+def test_search_prints_lines_and_says_when_nothing_matches(data_dir: Path) -> None:
+    code, out, _ = _audit(data_dir, "search", "--decision", "deny")
+    assert code == 0
+    assert out.splitlines() == [
+        f"{_stamp(NOW - timedelta(minutes=4))}  bob  vscode  search_code  acme/secrets  deny/denied  0.4ms  "
+        '"no rule allows bob to search acme/secrets"'
+    ]
+    code, out, err = _audit(data_dir, "search", "--subject", "nobody")
+    assert (code, out) == (0, "")
+    assert "No matching audit events." in err
+
+
+def test_search_refuses_bad_filters(data_dir: Path) -> None:
+    code, _, err = _audit(data_dir, "search", "--since", "yesterday")
+    assert code == 1
+    assert "--since 'yesterday': use a duration back from now (90m, 1h, 2d) or a time (2026-11-01T00:00Z)" in (
+        " ".join(err.split())
+    )
+    code, _, err = _audit(data_dir, "search", "--decision", "maybe")
+    assert code == 2
+    assert "'maybe' is not one of" in " ".join(err.split())
+
+
+def test_a_missing_audit_database_is_explained(tmp_path: Path) -> None:
+    code, _, err = _audit(tmp_path / "empty", "tail")
+    assert code == 1
+    assert f"no audit database at {tmp_path / 'empty' / 'audit.db'} yet: the server creates it when it starts" in (
+        " ".join(err.split())
+    )
+    assert not (tmp_path / "empty" / "audit.db").exists()
+
+
+def test_tail_follow_prints_new_events_and_exits_cleanly_on_ctrl_c(data_dir: Path) -> None:
+    command = [sys.executable, "-c", "from bastion.cli.main import main; main()"]
+    arguments = ["--data-dir", str(data_dir), "audit", "tail", "-f", "-n", "1", "--interval", "0.05"]
+    process = subprocess.Popen([*command, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "  alice  claude-code  search_code  acme/api@main (89abcde)  allow/ok  31.0ms" in first
+
+        _write(data_dir, [AuditEvent(subject="dave", tool="get_commit"), AuditEvent(subject="erin", tool="compare")])
+        new_lines = [process.stdout.readline(), process.stdout.readline()]
+        assert ["  dave  -  get_commit  " in new_lines[0], "  erin  -  compare  " in new_lines[1]] == [True, True]
+
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+    assert "Aborted" not in stderr
