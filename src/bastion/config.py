@@ -45,6 +45,14 @@ class ServerSettings(BaseModel):
         default_factory=list, description="Origin headers accepted on /mcp. Empty: loopback origins only."
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body accepted.")
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "How many reverse proxies (ALB, nginx) sit in front of the server. The client address is then taken "
+            "from X-Forwarded-For that many hops from the right; 0 ignores the header, so it cannot be spoofed."
+        ),
+    )
 
 
 class AuthSettings(BaseModel):
@@ -83,6 +91,14 @@ class RepoSettings(BaseModel):
     max_search_results: int = Field(default=200, gt=0, description="Ceiling on `max_results` for search_code.")
     default_max_bytes: int = Field(
         default=262_144, gt=0, description="Bytes of file content returned when the caller does not ask."
+    )
+    max_read_bytes: int = Field(
+        default=10_485_760,
+        gt=0,
+        description="Hard ceiling on bytes read from one file, whatever the policy or the caller asks.",
+    )
+    max_patch_bytes: int = Field(
+        default=524_288, gt=0, description="Patch text returned by one get_commit / compare_refs call."
     )
 
 

@@ -35,5 +35,5 @@ def build_settings(data_dir: Path | None) -> Settings:
 def fail(error: BastionError | str, code: int = 1) -> typer.Exit:
     """Print an error the user can act on and return the Exit to raise."""
     message = error.message if isinstance(error, BastionError) else error
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)

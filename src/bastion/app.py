@@ -1,0 +1,186 @@
+"""The composition root: build every long-lived part from Settings and assemble the ASGI application.
+
+Request path, outermost first: EdgeMiddleware (request id, client address, body limit) -> routes. /health and
+/ready answer without authentication; /mcp goes through AuthenticationMiddleware into the SDK's streamable
+HTTP transport, which serves 2026-07-28 stateless requests and legacy handshake clients on the same endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from sqlalchemy import Engine, text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from bastion.audit.pipeline import AuditLog
+from bastion.audit.sqlite import SqliteAuditSink
+from bastion.auth.apikey import ApiKeyAuthenticator
+from bastion.auth.keys import KeyStore
+from bastion.config import Settings
+from bastion.errors import Unauthenticated
+from bastion.policy.loader import PolicyFile
+from bastion.repos.mirror import MirrorBackend
+from bastion.repos.sync import run_scheduled_sync
+from bastion.server import build_mcp
+from bastion.services import Services
+from bastion.store.db import open_state
+from bastion.tools.access import Access
+from bastion.transport.authn import AuthenticationMiddleware
+from bastion.transport.edge import EdgeMiddleware
+from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
+
+__all__ = ["Runtime", "build_runtime", "create_app"]
+
+logger = logging.getLogger(__name__)
+_LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+_LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a running server holds; `create_app` wires it into HTTP."""
+
+    settings: Settings
+    services: Services
+    policy: PolicyFile
+    engine: Engine
+    audit: AuditLog
+    backend: MirrorBackend
+    authenticators: list[ApiKeyAuthenticator]
+    mcp: MCPServer
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Build every part; raises ConfigError (refuse to start) when something required is missing."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    policy = PolicyFile(settings.policy_file, settings.policy.reload_check_seconds)
+    engine = open_state(settings)
+    audit = AuditLog(
+        [SqliteAuditSink(settings.audit_db)],
+        queue_size=settings.audit.queue_size,
+        batch_size=settings.audit.batch_size,
+    )
+    backend = MirrorBackend(settings)
+    access = Access(policy, backend)
+    services = Services(settings=settings, backend=backend, access=access, record=audit.record)
+    authenticators = [ApiKeyAuthenticator(KeyStore(engine), cache_seconds=settings.auth.key_cache_seconds)]
+    return Runtime(settings, services, policy, engine, audit, backend, authenticators, build_mcp(services))
+
+
+def _challenge(settings: Settings):
+    def challenge(exc: Unauthenticated) -> str:
+        # Quoted-string values may not hold quotes or backslashes (RFC 7235); our messages never need them.
+        description = exc.message.replace("\\", "").replace('"', "'")
+        parts = ['Bearer realm="mcp-bastion"']
+        if exc.error:
+            parts.append(f'error="{exc.error}"')
+            parts.append(f'error_description="{description}"')
+        return ", ".join(parts)
+
+    return challenge
+
+
+def _transport_security(settings: Settings) -> TransportSecuritySettings:
+    hosts = [*_LOOPBACK_HOSTS, *settings.server.allowed_hosts]
+    origins = [*_LOOPBACK_ORIGINS, *settings.server.allowed_origins]
+    if settings.public_url:
+        public = urlsplit(settings.public_url)
+        if public.netloc:
+            hosts.append(public.netloc)
+            origins.append(f"{public.scheme}://{public.netloc}")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def _readiness(runtime: Runtime) -> list[ReadinessCheck]:
+    async def state_store() -> str | None:
+        def probe() -> None:
+            with runtime.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        await asyncio.to_thread(probe)
+        return None
+
+    async def policy() -> str | None:
+        runtime.policy.current()
+        return f"serving the last good policy: {runtime.policy.last_error}" if runtime.policy.last_error else None
+
+    async def mirrors() -> str | None:
+        broken: list[str] = []
+        for info in await runtime.backend.list_repositories():
+            try:
+                await runtime.backend.refs(info.name)
+            except Exception as exc:
+                broken.append(f"{info.name}: {exc}")
+        return "; ".join(broken) or None
+
+    return [ReadinessCheck("state_store", state_store), ReadinessCheck("policy", policy), ReadinessCheck("mirrors", mirrors)]
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    runtime = runtime or build_runtime(settings)
+    server = settings.server
+    sdk_app = runtime.mcp.streamable_http_app(
+        streamable_http_path="/mcp",
+        json_response=server.json_response,
+        stateless_http=server.stateless,
+        max_request_body_size=server.max_body_bytes,
+        transport_security=_transport_security(settings),
+    )
+    protected: ASGIApp = AuthenticationMiddleware(
+        sdk_app, runtime.authenticators, record=runtime.audit.record, challenge=_challenge(settings)
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        runtime.audit.start()
+        sync_task = None
+        if settings.repos.sync_interval_seconds > 0:
+            sync_task = asyncio.create_task(run_scheduled_sync(settings, settings.repos.sync_interval_seconds))
+        try:
+            async with runtime.mcp.session_manager.run():
+                logger.info("mcp-bastion serving %s", settings.resource_url)
+                yield
+        finally:
+            if sync_task is not None:
+                sync_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync_task
+            await runtime.backend.aclose()
+            await runtime.audit.aclose()
+            runtime.engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", readiness_endpoint(_readiness(runtime)), methods=["GET"]),
+            Mount("/", app=protected),
+        ],
+        middleware=[
+            Middleware(EdgeMiddleware, max_body_bytes=server.max_body_bytes, trusted_proxies=server.trusted_proxies)
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory bastion.app:create_app_from_env` (and multi-worker serving): settings come
+    from BASTION_* environment variables only."""
+    from bastion.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log)
+    return create_app(settings)

@@ -1,0 +1,48 @@
+"""`bastion client-config`: print configuration for an MCP client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.common import console, fail, settings_from
+from bastion.clients import CLIENTS, ClientName, render_client_config
+
+__all__ = ["register"]
+
+
+def client_config(
+    ctx: typer.Context,
+    client: Annotated[str, typer.Option("--client", help=f"One of: {', '.join(CLIENTS)}.")],
+    url: Annotated[str | None, typer.Option("--url", help="MCP endpoint. Default: the configured public URL.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the API key.")] = None,
+    embed_key: Annotated[
+        bool, typer.Option("--embed-key", help="Put the key itself in the snippet (it is then a secret).")
+    ] = False,
+    name: Annotated[str, typer.Option("--name", help="Server name shown in the client.")] = "bastion",
+) -> None:
+    """Print ready-to-paste configuration for Claude Code, Claude Desktop, VS Code or Cursor."""
+    if client not in CLIENTS:
+        raise fail(f"unknown client '{client}': choose one of {', '.join(CLIENTS)}", code=2)
+    key: str | None = None
+    if key_file is not None:
+        try:
+            key = key_file.read_text().strip()
+        except OSError as exc:
+            raise fail(f"cannot read key file {key_file}: {exc.strerror}", code=2) from exc
+    if embed_key and key is None:
+        raise fail("--embed-key needs --key-file", code=2)
+    endpoint = url or settings_from(ctx).resource_url
+    chosen: ClientName = client  # type: ignore[assignment]  # checked against CLIENTS above
+    console.print(
+        render_client_config(chosen, endpoint, key=key, key_file=key_file, name=name, embed_key=embed_key),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("client-config")(client_config)

@@ -1,0 +1,68 @@
+"""`bastion serve`: run the HTTP server (and, with --demo, set up the demo first)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from bastion.cli.common import err_console, fail, settings_from
+from bastion.errors import BastionError
+
+__all__ = ["register"]
+
+
+def serve(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Create demo repositories, policy and an API key under ./.bastion-demo first."),
+    ] = False,
+    host: Annotated[str | None, typer.Option("--host", help="Interface (default BASTION_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default BASTION_PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each a full server).")] = 1,
+) -> None:
+    """Serve the MCP endpoint at /mcp, with /health and /ready."""
+    from bastion.app import create_app
+    from bastion.logs import configure_logging
+
+    settings = settings_from(ctx)
+    updates: dict[str, object] = {}
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    if updates:
+        settings = settings.model_copy(update=updates)
+    configure_logging(settings.log)
+    try:
+        if demo:
+            from bastion.demo import prepare_demo
+
+            settings = prepare_demo(settings)
+        if workers > 1:
+            # Each worker builds its own app from the environment; hand it what the command line said.
+            os.environ["BASTION_DATA_DIR"] = str(settings.data_dir)
+            os.environ["BASTION_HOST"] = settings.host
+            os.environ["BASTION_PORT"] = str(settings.port)
+            uvicorn.run(
+                "bastion.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+            )
+            return
+        app = create_app(settings)
+    except BastionError as exc:
+        raise fail(exc) from exc
+    err_console.print(f"[green]mcp-bastion[/] listening on {settings.resource_url} (Ctrl-C to stop)", highlight=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

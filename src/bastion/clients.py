@@ -1,0 +1,107 @@
+"""Configuration snippets for the MCP clients people use: Claude Code, Claude Desktop, VS Code, Cursor.
+
+By default a snippet refers to the key (a file read at paste time, an environment variable, or an editor
+prompt) instead of containing it, so the snippet itself can be shared or committed. `embed_key=True` puts the
+key in the snippet, for clients that cannot refer to it and for the local demo.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["CLIENTS", "ClientName", "render_client_config"]
+
+ClientName = Literal["claude-code", "claude-desktop", "vscode", "cursor"]
+CLIENTS: tuple[ClientName, ...] = ("claude-code", "claude-desktop", "vscode", "cursor")
+ENV_VAR = "BASTION_API_KEY"
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2)
+
+
+def render_client_config(
+    client: ClientName, url: str, *, key: str | None, key_file: Path | None, name: str = "bastion", embed_key: bool = False
+) -> str:
+    """Text to paste (with one line saying where), for `client`."""
+    if client == "claude-code":
+        return _claude_code(url, key, key_file, name, embed_key)
+    if client == "claude-desktop":
+        return _claude_desktop(url, key, key_file, name, embed_key)
+    if client == "vscode":
+        return _vscode(url, key, name, embed_key)
+    return _cursor(url, key, key_file, name, embed_key)
+
+
+def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
+    if embed_key and key:
+        header = shlex.quote(f"Authorization: Bearer {key}")
+    elif key_file is not None:
+        header = f'"Authorization: Bearer $(cat {shlex.quote(str(key_file.resolve()))})"'
+    else:
+        header = f'"Authorization: Bearer ${ENV_VAR}"'
+    project = {"mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{ENV_VAR}}}"}}}}
+    return "\n".join(
+        [
+            "# Claude Code: run once (adds the server for your user)",
+            f"claude mcp add --transport http --scope user {name} {url} --header {header}",
+            "",
+            f"# or commit this as .mcp.json in a repository (Claude Code expands ${{{ENV_VAR}}} from the environment):",
+            _json(project),
+        ]
+    )
+
+
+def _claude_desktop(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
+    # Claude Desktop's config file only starts local (stdio) servers; mcp-remote bridges stdio to Streamable HTTP.
+    # The header value is passed through an env var because Windows mangles spaces inside args.
+    value = f"Bearer {key}" if embed_key and key else f"Bearer <paste the key from {key_file or 'your key file'}>"
+    config = {
+        "mcpServers": {
+            name: {
+                "command": "npx",
+                "args": ["-y", "mcp-remote", url, "--header", "Authorization:${BASTION_AUTH_HEADER}"],
+                "env": {"BASTION_AUTH_HEADER": value},
+            }
+        }
+    }
+    return "\n".join(
+        [
+            "# Claude Desktop: merge into claude_desktop_config.json (Settings > Developer > Edit Config), then restart",
+            "# (needs Node.js for npx; organisations on Team/Enterprise can instead add the URL as a custom connector)",
+            _json(config),
+        ]
+    )
+
+
+def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
+    if embed_key and key:
+        config: dict[str, object] = {"servers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {key}"}}}}
+    else:
+        config = {
+            "inputs": [
+                {"type": "promptString", "id": f"{name}-api-key", "description": "mcp-bastion API key", "password": True}
+            ],
+            "servers": {
+                name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{input:{name}-api-key}}"}}
+            },
+        }
+    return "\n".join(
+        [
+            "# VS Code (Copilot agent mode): save as .vscode/mcp.json (or run 'MCP: Open User Configuration')",
+            _json(config),
+        ]
+    )
+
+
+def _cursor(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
+    value = f"Bearer {key}" if embed_key and key else f"Bearer ${{env:{ENV_VAR}}}"
+    lines = ["# Cursor: save as ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)"]
+    if not (embed_key and key):
+        source = f"$(cat {shlex.quote(str(key_file.resolve()))})" if key_file else "<your key>"
+        lines.append(f'# and start Cursor with the key in its environment: export {ENV_VAR}="{source}"')
+    lines.append(_json({"mcpServers": {name: {"url": url, "headers": {"Authorization": value}}}}))
+    return "\n".join(lines)

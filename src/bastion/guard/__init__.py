@@ -1,0 +1,1 @@
+"""What leaves the server: size budgets, binary detection (and, later, secret redaction)."""

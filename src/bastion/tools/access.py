@@ -1,0 +1,164 @@
+"""Policy at the tool layer: repository, ref and path checks, including "a raw SHA only if reachable".
+
+The policy engine answers questions about names (`acme/api`, `refs/heads/main`, `src/app.py`); this module
+turns a caller's request into those questions, in an order that never tells a caller more than policy allows:
+the repository is checked before we look it up (so a denied caller cannot probe which repositories exist),
+the ref is resolved only inside a repository the caller may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bastion.errors import AccessDenied
+from bastion.policy.types import AccessRequest, Decision, Operation
+from bastion.principal import Principal
+from bastion.repos.backend import RepositoryBackend
+from bastion.repos.names import validate_path, validate_ref, validate_repo_name
+from bastion.repos.types import RefSnapshot, ResolvedRef
+
+__all__ = ["Access", "AuthorizedRef", "PolicySource"]
+
+
+class _Policy(Protocol):
+    def decide(self, req: AccessRequest) -> Decision: ...
+
+
+class PolicySource(Protocol):
+    """Hands out the current policy (reloaded when its file changes)."""
+
+    def current(self) -> _Policy: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedRef:
+    """A ref the caller may use. `policy_ref` is the branch or tag that granted access: for a raw SHA it is an
+    allowed ref the commit is reachable from, and it is what later path and size questions are asked about."""
+
+    resolved: ResolvedRef
+    policy_ref: str
+    decision: Decision
+
+    @property
+    def sha(self) -> str:
+        return self.resolved.sha
+
+    @property
+    def label(self) -> str:
+        return self.resolved.short_name
+
+
+def _all_refs(snapshot: RefSnapshot) -> list[tuple[str, str]]:
+    refs = [(f"refs/heads/{name}", sha) for name, sha in snapshot.branches.items()]
+    refs.extend((f"refs/tags/{name}", sha) for name, sha in snapshot.tags.items())
+    # The default branch first: most SHAs a caller asks about are on it, so the reachability walk ends early.
+    default = f"refs/heads/{snapshot.default_branch}" if snapshot.default_branch else None
+    refs.sort(key=lambda item: (item[0] != default, item[0]))
+    return refs
+
+
+class Access:
+    """Asks the policy about one principal's requests; raises AccessDenied with the policy's reason."""
+
+    def __init__(self, policy: PolicySource, backend: RepositoryBackend) -> None:
+        self.policy = policy
+        self.backend = backend
+
+    def decide(
+        self,
+        principal: Principal,
+        repo: str,
+        operation: Operation,
+        *,
+        ref: str | None = None,
+        path: str | None = None,
+        size: int | None = None,
+    ) -> Decision:
+        request = AccessRequest(principal.subject, principal.groups, repo, operation, ref, path, size)
+        return self.policy.current().decide(request)
+
+    def require(
+        self,
+        principal: Principal,
+        repo: str,
+        operation: Operation,
+        *,
+        ref: str | None = None,
+        path: str | None = None,
+        size: int | None = None,
+    ) -> Decision:
+        decision = self.decide(principal, repo, operation, ref=ref, path=path, size=size)
+        if not decision.allowed:
+            raise AccessDenied(decision.reason, rule=decision.rule)
+        return decision
+
+    async def repository(
+        self, principal: Principal, owner: str, repo: str, operation: Operation
+    ) -> tuple[str, Decision]:
+        """The canonical name of `owner/repo`, after policy allowed `operation` on it."""
+        requested = validate_repo_name(f"{owner}/{repo}")
+        decision = self.require(principal, requested, operation)
+        info = await self.backend.get_repository(requested)
+        if info.name != requested:  # registered with another spelling: ask again about the canonical name
+            decision = self.require(principal, info.name, operation)
+        return info.name, decision
+
+    async def ref(self, principal: Principal, repo: str, raw_ref: str | None, operation: Operation) -> AuthorizedRef:
+        """Resolve `raw_ref` (None = default branch) and check policy allows `operation` on it."""
+        ref = validate_ref(raw_ref) if raw_ref not in (None, "") else None
+        resolved = await self.backend.resolve(repo, ref)
+        if resolved.full_name is not None:
+            decision = self.require(principal, repo, operation, ref=resolved.full_name)
+            return AuthorizedRef(resolved, resolved.full_name, decision)
+        return await self._reachable(principal, repo, resolved, operation)
+
+    async def _reachable(
+        self, principal: Principal, repo: str, resolved: ResolvedRef, operation: Operation
+    ) -> AuthorizedRef:
+        snapshot = await self.backend.refs(repo)
+        allowed: list[tuple[str, str, Decision]] = []
+        for full_name, tip in _all_refs(snapshot):
+            decision = self.decide(principal, repo, operation, ref=full_name)
+            if decision.allowed:
+                if tip == resolved.sha:
+                    return AuthorizedRef(resolved, full_name, decision)
+                allowed.append((full_name, tip, decision))
+        if not allowed:
+            denial = self.decide(principal, repo, operation, ref=f"refs/heads/{snapshot.default_branch or 'main'}")
+            raise AccessDenied(
+                f"commit {resolved.sha[:12]} cannot be used: no branch or tag of {repo} is open to you "
+                f"for {operation} ({denial.reason})"
+            )
+        for full_name, tip, decision in allowed:
+            if await self.backend.is_ancestor(repo, resolved.sha, tip):
+                return AuthorizedRef(resolved, full_name, decision)
+        names = ", ".join(name.removeprefix("refs/heads/").removeprefix("refs/tags/") for name, _, _ in allowed[:8])
+        more = f" and {len(allowed) - 8} more" if len(allowed) > 8 else ""
+        raise AccessDenied(
+            f"commit {resolved.sha[:12]} is not reachable from any branch or tag you may {operation} "
+            f"in {repo} (allowed: {names}{more})"
+        )
+
+    def path(
+        self, principal: Principal, repo: str, target: AuthorizedRef, raw_path: str, operation: Operation
+    ) -> tuple[str, Decision]:
+        """Validate `raw_path` and check policy allows `operation` on it at `target`."""
+        path = validate_path(raw_path)
+        if not path:
+            return path, target.decision
+        return path, self.require(principal, repo, operation, ref=target.policy_ref, path=path)
+
+    def path_filter(
+        self, principal: Principal, repo: str, target: AuthorizedRef, operation: Operation
+    ) -> Callable[[str], bool]:
+        """A predicate for listings and search results: True for paths the caller may see."""
+        policy = self.policy.current()
+        subject, groups, ref = principal.subject, principal.groups, target.policy_ref
+
+        def allowed(path: str) -> bool:
+            request = AccessRequest(subject, groups, repo, operation, ref, path)
+            return policy.decide(request).allowed
+
+        return allowed

@@ -1,0 +1,178 @@
+"""One governed tool call: identity, policy, timing, error mapping and the audit record, in one place.
+
+Every tool body runs inside `run_tool`, which guarantees exactly one audit event per call whatever happens,
+and turns our errors into `isError` tool results with a message the model (and its user) can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, TextContent
+
+from bastion.audit.event import AuditEvent, Outcome
+from bastion.errors import AccessDenied, BastionError, Unauthenticated
+from bastion.policy.types import Decision, Operation
+from bastion.principal import Principal, RequestInfo
+from bastion.services import Services
+from bastion.tools.access import AuthorizedRef
+from bastion.transport.authn import PRINCIPAL_KEY
+from bastion.transport.edge import REQUEST_INFO_KEY
+
+__all__ = ["ERROR_META_KEY", "ToolCall", "error_result", "run_tool"]
+
+logger = logging.getLogger(__name__)
+ERROR_META_KEY = "mcp-bastion/error"
+
+
+class ToolCall:
+    """What one tool body may use: the caller, policy helpers that record what they decided, the backend."""
+
+    def __init__(self, services: Services, principal: Principal, tool: str) -> None:
+        self.services = services
+        self.backend = services.backend
+        self.principal = principal
+        self.tool = tool
+        self.repo: str | None = None
+        self.ref: str | None = None
+        self.resolved_sha: str | None = None
+        self.paths: list[str] = []
+        self.bytes_returned = 0
+        self.decision: Decision | None = None
+        self.metadata: dict[str, Any] = {}
+
+    async def repository(self, owner: str, repo: str, operation: Operation) -> str:
+        self.repo = f"{owner}/{repo}"[:256]
+        self.repo, self.decision = await self.services.access.repository(self.principal, owner, repo, operation)
+        return self.repo
+
+    async def authorize_ref(self, repo: str, ref: str | None, operation: Operation) -> AuthorizedRef:
+        self.ref = ref
+        target = await self.services.access.ref(self.principal, repo, ref, operation)
+        self.ref = target.label
+        self.resolved_sha = target.sha
+        self.decision = target.decision
+        return target
+
+    def authorize_path(self, repo: str, target: AuthorizedRef, path: str, operation: Operation) -> str:
+        self.paths.append(path[:1024])
+        clean, decision = self.services.access.path(self.principal, repo, target, path, operation)
+        self.paths[-1] = clean
+        self.decision = decision
+        return clean
+
+    def require_size(self, repo: str, target: AuthorizedRef, path: str, size: int, operation: Operation) -> Decision:
+        self.decision = self.services.access.require(
+            self.principal, repo, operation, ref=target.policy_ref, path=path, size=size
+        )
+        return self.decision
+
+    def path_filter(self, repo: str, target: AuthorizedRef, operation: Operation) -> Callable[[str], bool]:
+        return self.services.access.path_filter(self.principal, repo, target, operation)
+
+
+def error_result(exc: BastionError) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{exc.kind}: {exc.message}")],
+        is_error=True,
+        _meta={ERROR_META_KEY: exc.to_dict()},
+    )
+
+
+def _identity(ctx: Context) -> tuple[Principal, RequestInfo | None]:
+    request = ctx.request_context.request
+    scope: dict[str, Any] = getattr(request, "scope", None) or {}
+    principal = scope.get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal):
+        # The authentication middleware wraps /mcp, so this means the server was assembled wrongly.
+        raise Unauthenticated("no authenticated caller on this request")
+    info = scope.get(REQUEST_INFO_KEY)
+    return principal, info if isinstance(info, RequestInfo) else None
+
+
+def _client_name(ctx: Context, info: RequestInfo | None) -> str | None:
+    """The MCP clientInfo name (modern requests carry it on every call; legacy ones only in the handshake, which
+    a stateless server does not keep), else the User-Agent."""
+    params = ctx.request_context.session.client_params
+    if params is not None and params.client_info.name:
+        version = params.client_info.version
+        return f"{params.client_info.name}/{version}"[:128] if version else params.client_info.name[:128]
+    return info.user_agent[:128] if info and info.user_agent else None
+
+
+async def run_tool(
+    services: Services, ctx: Context, tool: str, body: Callable[[ToolCall], Awaitable[CallToolResult]]
+) -> CallToolResult:
+    started = perf_counter()
+    outcome: Outcome = "ok"
+    reason: str | None = None
+    rule: str | None = None
+    decision = "none"
+    info: RequestInfo | None = None
+    principal: Principal | None = None
+    call: ToolCall | None = None
+    try:
+        principal, info = _identity(ctx)
+        principal = principal.with_client(_client_name(ctx, info))
+        call = ToolCall(services, principal, tool)
+        result = await body(call)
+        if call.decision is not None:
+            decision, reason, rule = "allow", call.decision.reason, call.decision.rule
+    except AccessDenied as exc:
+        outcome, decision, reason, rule = "denied", "deny", exc.reason, exc.rule
+        result = error_result(exc)
+    except BastionError as exc:
+        outcome, reason = _outcome(exc), exc.message
+        if call is not None and call.decision is not None:
+            decision, rule = "allow", call.decision.rule
+        result = error_result(exc)
+    except Exception:
+        request_id = info.request_id if info else "unknown"
+        logger.exception("tool %s failed (request %s)", tool, request_id)
+        outcome, reason = "error", "internal error"
+        result = CallToolResult(
+            content=[TextContent(type="text", text=f"internal error: the server logged it (request id {request_id})")],
+            is_error=True,
+        )
+    services.record(
+        AuditEvent.model_construct(
+            request_id=info.request_id if info else None,
+            subject=principal.subject if principal else None,
+            groups=sorted(principal.groups) if principal else [],
+            auth_method=principal.auth_method if principal else None,
+            credential_id=principal.credential_id if principal else None,
+            client=principal.client if principal else None,
+            source_ip=info.source_ip if info else None,
+            user_agent=info.user_agent if info else None,
+            tool=tool,
+            repo=call.repo if call else None,
+            ref=call.ref if call else None,
+            resolved_sha=call.resolved_sha if call else None,
+            paths=call.paths if call else [],
+            bytes_returned=call.bytes_returned if call else 0,
+            decision=decision,
+            reason=reason,
+            rule=rule,
+            duration_ms=round((perf_counter() - started) * 1000, 3),
+            outcome=outcome,
+            metadata=call.metadata if call else {},
+        )
+    )
+    return result
+
+
+_OUTCOMES: dict[str, Outcome] = {
+    "invalid_input": "invalid_input",
+    "not_found": "not_found",
+    "unauthenticated": "unauthenticated",
+    "rate_limited": "rate_limited",
+    "unavailable": "unavailable",
+}
+
+
+def _outcome(exc: BastionError) -> Outcome:
+    return _OUTCOMES.get(exc.kind, "error")

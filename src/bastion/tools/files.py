@@ -1,0 +1,153 @@
+"""get_file_contents and get_repository_tree."""
+
+from __future__ import annotations
+
+from mcp_types import CallToolResult
+
+from bastion.errors import InvalidInput
+from bastion.guard.content import describe_binary, detect_binary, slice_text
+from bastion.policy.types import Operation
+from bastion.repos.names import validate_path
+from bastion.repos.types import Blob, TreeEntry
+from bastion.tools.access import AuthorizedRef
+from bastion.tools.call import ToolCall
+from bastion.tools.models import FileContentsOut, TreeEntryOut, TreeOut
+from bastion.tools.results import entry_out, result
+
+__all__ = ["MAX_TREE_ENTRIES", "get_file_contents", "get_repository_tree"]
+
+MAX_TREE_ENTRIES = 5000
+
+
+def _visible(call: ToolCall, repo: str, target: AuthorizedRef, entries: list[TreeEntry]) -> tuple[list[TreeEntry], int]:
+    allowed = call.path_filter(repo, target, Operation.READ)
+    visible = [entry for entry in entries if allowed(entry.path)]
+    return visible, len(entries) - len(visible)
+
+
+async def get_file_contents(
+    call: ToolCall,
+    owner: str,
+    repo: str,
+    path: str,
+    ref: str | None,
+    start_line: int | None,
+    end_line: int | None,
+    max_bytes: int | None,
+) -> CallToolResult:
+    settings = call.services.settings.repos
+    name = await call.repository(owner, repo, Operation.READ)
+    target = await call.authorize_ref(name, ref, Operation.READ)
+    clean = call.authorize_path(name, target, path, Operation.READ)
+    budget = min(max_bytes or settings.default_max_bytes, settings.max_read_bytes)
+    size_limit = target.decision.max_file_size or settings.max_read_bytes
+    # A line range may start anywhere in the file, so it needs the whole file (which policy caps in size).
+    want = size_limit if (start_line or end_line) else budget
+    found = await call.backend.read_blob(name, target.sha, clean, min(want, size_limit) + 1)
+    if isinstance(found, list):
+        return _directory(call, name, target, clean, found)
+    call.require_size(name, target, clean, found.size, Operation.READ)
+    return _file(call, name, target, found, start_line, end_line, budget)
+
+
+def _directory(call: ToolCall, repo: str, target: AuthorizedRef, path: str, entries: list[TreeEntry]) -> CallToolResult:
+    visible, hidden = _visible(call, repo, target, entries)
+    out = FileContentsOut(
+        repository=repo,
+        path=path,
+        ref=target.label,
+        resolved_sha=target.sha,
+        type="directory",
+        size=None,
+        encoding="none",
+        content=None,
+        truncated=False,
+        entries=[entry_out(entry) for entry in visible],
+        omitted_by_policy=hidden,
+    )
+    lines = [f"{e.path}{'/' if e.type == 'tree' else ''}" for e in visible]
+    header = f"{repo}:{path or '/'} @ {target.label} ({target.sha[:12]}): {len(visible)} entries"
+    return result(out, "\n".join([header, *lines]))
+
+
+def _file(
+    call: ToolCall,
+    repo: str,
+    target: AuthorizedRef,
+    blob: Blob,
+    start_line: int | None,
+    end_line: int | None,
+    budget: int,
+) -> CallToolResult:
+    base = {"repository": repo, "path": blob.path, "ref": target.label, "resolved_sha": target.sha, "size": blob.size}
+    where = f"{repo}:{blob.path} @ {target.label} ({target.sha[:12]})"
+    if blob.mode == "160000":
+        out = FileContentsOut(**base, type="submodule", encoding="none", content=None, truncated=False)
+        return result(out, f"{where} is a submodule at commit {blob.oid}")
+    if blob.is_symlink:
+        link = blob.data.decode("utf-8", errors="replace")
+        out = FileContentsOut(
+            **base, type="symlink", encoding="none", content=None, truncated=False, symlink_target=link
+        )
+        return result(out, f"{where} is a symbolic link to '{link}' (links are not followed)")
+    if detect_binary(blob.data):
+        what = describe_binary(blob.data)
+        out = FileContentsOut(
+            **base, type="file", encoding="none", content=None, truncated=False, binary=True, description=what
+        )
+        return result(out, f"{where} is binary ({what}, {blob.size} bytes); its content is not returned as text")
+    if start_line is not None and start_line < 1:
+        raise InvalidInput("start_line counts from 1")
+    piece = slice_text(
+        blob.data,
+        complete=len(blob.data) >= blob.size,
+        start_line=start_line,
+        end_line=end_line,
+        max_bytes=budget,
+    )
+    call.bytes_returned = piece.returned_bytes
+    out = FileContentsOut(
+        **base,
+        type="file",
+        encoding="utf-8",
+        content=piece.text,
+        truncated=piece.truncated,
+        start_line=piece.start_line,
+        end_line=piece.end_line,
+        total_lines=piece.total_lines,
+        returned_bytes=piece.returned_bytes,
+    )
+    span = f"lines {piece.start_line}-{piece.end_line}"
+    if piece.total_lines is not None:
+        span += f" of {piece.total_lines}"
+    note = ", truncated: ask for a line range or a larger max_bytes for more" if piece.truncated else ""
+    return result(out, f"{where} ({span}{note})\n{piece.text}")
+
+
+async def get_repository_tree(
+    call: ToolCall, owner: str, repo: str, ref: str | None, path_filter: str | None, recursive: bool
+) -> CallToolResult:
+    name = await call.repository(owner, repo, Operation.READ)
+    target = await call.authorize_ref(name, ref, Operation.READ)
+    prefix = validate_path(path_filter or "")
+    if prefix:
+        prefix = call.authorize_path(name, target, prefix, Operation.READ)
+    entries = await call.backend.list_tree(name, target.sha, prefix, recursive)
+    visible, hidden = _visible(call, name, target, entries)
+    truncated = len(visible) > MAX_TREE_ENTRIES
+    shown: list[TreeEntryOut] = [entry_out(entry) for entry in visible[:MAX_TREE_ENTRIES]]
+    out = TreeOut(
+        repository=name,
+        ref=target.label,
+        resolved_sha=target.sha,
+        path=prefix,
+        recursive=recursive,
+        entries=shown,
+        truncated=truncated,
+        omitted_by_policy=hidden,
+    )
+    header = f"{name}:{prefix or '/'} @ {target.label} ({target.sha[:12]}): {len(shown)} entries"
+    if truncated:
+        header += f" (first {MAX_TREE_ENTRIES} of {len(visible)}; narrow with path_filter)"
+    lines = [f"{e.path}{'/' if e.type == 'tree' else ''}" for e in shown]
+    return result(out, "\n".join([header, *lines]))

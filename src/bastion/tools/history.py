@@ -1,0 +1,201 @@
+"""list_commits, get_commit, compare_refs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from mcp_types import CallToolResult
+
+from bastion.errors import InvalidInput
+from bastion.policy.types import Operation
+from bastion.repos.types import FileDiff
+from bastion.tools.call import ToolCall
+from bastion.tools.models import CommitDetailOut, CommitListOut, ComparisonOut, DiffStats, FileDiffOut, RefPoint
+from bastion.tools.results import commit_out, diff_out, result
+
+__all__ = ["compare_refs", "get_commit", "list_commits", "parse_moment"]
+
+
+def parse_moment(raw: str | None, name: str) -> datetime | None:
+    """An ISO 8601 date or date-time (UTC when no offset is given)."""
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date or date-time like 2026-01-31 or 2026-01-31T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def list_commits(
+    call: ToolCall,
+    owner: str,
+    repo: str,
+    ref: str | None,
+    path: str | None,
+    author: str | None,
+    since: str | None,
+    until: str | None,
+    page: int,
+    per_page: int,
+) -> CallToolResult:
+    name = await call.repository(owner, repo, Operation.READ)
+    target = await call.authorize_ref(name, ref, Operation.READ)
+    clean = call.authorize_path(name, target, path, Operation.READ) if path else None
+    if author is not None and ("\x00" in author or "\n" in author or len(author) > 200):
+        raise InvalidInput("author must be a single line of at most 200 characters")
+    after, before = parse_moment(since, "since"), parse_moment(until, "until")
+    if after and before and before < after:
+        raise InvalidInput("until is before since")
+    commits = await call.backend.log(
+        name,
+        target.sha,
+        path=clean or None,
+        author=author or None,
+        since=after,
+        until=before,
+        skip=(page - 1) * per_page,
+        limit=per_page + 1,
+    )
+    shown = commits[:per_page]
+    out = CommitListOut(
+        repository=name,
+        ref=target.label,
+        resolved_sha=target.sha,
+        path=clean or None,
+        commits=[commit_out(c) for c in shown],
+        page=page,
+        per_page=per_page,
+        has_more=len(commits) > per_page,
+    )
+    header = f"{name} @ {target.label} ({target.sha[:12]}){f' -- {clean}' if clean else ''}: page {page}"
+    lines = [f"{c.sha[:12]} {c.authored_at.date()} {c.author_name}: {c.subject}" for c in shown]
+    if out.has_more:
+        lines.append(f"(more: page={page + 1})")
+    return result(out, "\n".join([header, *lines]))
+
+
+def _budgeted(
+    files: Sequence[FileDiff], allowed: Callable[[str], bool], budget: int
+) -> tuple[list[FileDiffOut], int, bool]:
+    """Files the caller may see, with patches cut to fit `budget` bytes in total."""
+    shown: list[FileDiffOut] = []
+    hidden = 0
+    truncated = False
+    remaining = budget
+    for diff in files:
+        if not allowed(diff.path) or (diff.old_path is not None and not allowed(diff.old_path)):
+            hidden += 1
+            continue
+        patch, cut = diff.patch, False
+        if patch is not None:
+            encoded = patch.encode()
+            if len(encoded) > remaining:
+                patch = encoded[: max(remaining, 0)].decode("utf-8", errors="ignore") if remaining > 0 else None
+                cut = truncated = True
+            remaining -= len(encoded)
+        shown.append(diff_out(diff, patch, cut))
+    return shown, hidden, truncated
+
+
+def _stats(files: Sequence[FileDiffOut]) -> DiffStats:
+    return DiffStats(
+        files=len(files), additions=sum(f.additions for f in files), deletions=sum(f.deletions for f in files)
+    )
+
+
+def _file_lines(files: Sequence[FileDiffOut]) -> list[str]:
+    lines: list[str] = []
+    for f in files:
+        moved = f"{f.old_path} -> " if f.old_path and f.old_path != f.path else ""
+        lines.append(f"{f.status:9} {moved}{f.path} (+{f.additions} -{f.deletions}){' binary' if f.binary else ''}")
+        if f.patch:
+            lines.append(f.patch.rstrip("\n"))
+    return lines
+
+
+async def get_commit(
+    call: ToolCall, owner: str, repo: str, sha: str, detail: Literal["none", "stats", "full_patch"]
+) -> CallToolResult:
+    operation = Operation.DIFF if detail == "full_patch" else Operation.READ
+    name = await call.repository(owner, repo, operation)
+    target = await call.authorize_ref(name, sha, operation)
+    found = await call.backend.commit(name, target.sha, detail)
+    allowed = call.path_filter(name, target, operation)
+    files, hidden, truncated = _budgeted(found.files, allowed, call.services.settings.repos.max_patch_bytes)
+    call.paths = [f.path for f in files][:100]
+    call.bytes_returned = sum(len(f.patch or "") for f in files)
+    out = CommitDetailOut(
+        repository=name,
+        resolved_sha=target.sha,
+        detail=detail,
+        commit=commit_out(found.commit),
+        stats=_stats(files) if detail != "none" else None,
+        files=files if detail != "none" else [],
+        omitted_by_policy=hidden,
+        truncated=truncated,
+    )
+    c = found.commit
+    header = [f"commit {c.sha}", f"Author: {c.author_name} <{c.author_email}>", f"Date:   {out.commit.authored_at}", ""]
+    header.append(c.message.rstrip("\n") or c.subject)
+    if detail != "none":
+        header.append("")
+        header.extend(_file_lines(files))
+    if hidden:
+        header.append(f"({hidden} files hidden by policy)")
+    return result(out, "\n".join(header))
+
+
+async def compare_refs(
+    call: ToolCall,
+    owner: str,
+    repo: str,
+    base: str,
+    head: str,
+    detail: Literal["stats", "full_patch"],
+    path: str | None,
+) -> CallToolResult:
+    name = await call.repository(owner, repo, Operation.DIFF)
+    base_ref = await call.authorize_ref(name, base, Operation.DIFF)
+    head_ref = await call.authorize_ref(name, head, Operation.DIFF)
+    clean = call.authorize_path(name, head_ref, path, Operation.DIFF) if path else None
+    found = await call.backend.compare(name, base_ref.sha, head_ref.sha, detail=detail, path=clean or None)
+    allowed_base = call.path_filter(name, base_ref, Operation.DIFF)
+    allowed_head = call.path_filter(name, head_ref, Operation.DIFF)
+    files, hidden, truncated = _budgeted(
+        found.files,
+        lambda p: allowed_base(p) and allowed_head(p),
+        call.services.settings.repos.max_patch_bytes,
+    )
+    call.ref = f"{base_ref.label}...{head_ref.label}"
+    call.paths = [f.path for f in files][:100]
+    call.bytes_returned = sum(len(f.patch or "") for f in files)
+    out = ComparisonOut(
+        repository=name,
+        base=RefPoint(ref=base_ref.label, sha=base_ref.sha),
+        head=RefPoint(ref=head_ref.label, sha=head_ref.sha),
+        resolved_sha=head_ref.sha,
+        merge_base_sha=found.merge_base_sha,
+        ahead_by=found.ahead_by,
+        behind_by=found.behind_by,
+        detail=detail,
+        commits=[commit_out(c) for c in found.commits],
+        stats=_stats(files),
+        files=files,
+        omitted_by_policy=hidden,
+        truncated=truncated,
+    )
+    header = [
+        f"{name}: {base_ref.label} ({base_ref.sha[:12]})...{head_ref.label} ({head_ref.sha[:12]})",
+        f"{head_ref.label} is {found.ahead_by} commits ahead and {found.behind_by} behind; "
+        f"{out.stats.files} files changed, +{out.stats.additions} -{out.stats.deletions}",
+    ]
+    header.extend(f"{c.sha[:12]} {c.subject}" for c in found.commits)
+    header.append("")
+    header.extend(_file_lines(files))
+    if hidden:
+        header.append(f"({hidden} files hidden by policy)")
+    return result(out, "\n".join(header))

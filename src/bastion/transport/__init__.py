@@ -1,0 +1,1 @@
+"""The HTTP edge: request ids, client addresses, body limits, authentication, health endpoints."""

@@ -1,0 +1,94 @@
+"""Authentication at the HTTP edge: a bearer credential in, a Principal in the ASGI scope, or a 401.
+
+Runs before the MCP SDK sees the request, so an unauthenticated caller never reaches JSON-RPC parsing.
+Authenticators are tried in order; the first whose `accepts()` recognises the token's shape decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from time import perf_counter
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bastion.audit.event import AuditEvent
+from bastion.auth.base import Authenticator
+from bastion.errors import Unauthenticated
+from bastion.principal import RequestInfo
+from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
+
+__all__ = ["PRINCIPAL_KEY", "AuthenticationMiddleware"]
+
+PRINCIPAL_KEY = "bastion.principal"
+logger = logging.getLogger(__name__)
+
+
+class AuthenticationMiddleware:
+    """Requires `Authorization: Bearer <credential>` on every request it wraps."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticators: Sequence[Authenticator],
+        *,
+        record: Callable[[AuditEvent], None],
+        challenge: Callable[[Unauthenticated], str],
+    ) -> None:
+        self.app = app
+        self.authenticators = tuple(authenticators)
+        self.record = record
+        self.challenge = challenge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        try:
+            token = self._bearer_token(scope)
+            authenticator = next((a for a in self.authenticators if a.accepts(token)), None)
+            if authenticator is None:
+                raise Unauthenticated("the bearer token is not a credential this server issues or trusts")
+            principal = await authenticator.authenticate(token)
+        except Unauthenticated as exc:
+            self._audit_failure(scope, exc, started)
+            await send_json_error(
+                send, 401, exc.error, exc.message, headers={"WWW-Authenticate": self.challenge(exc)}
+            )
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _bearer_token(scope: Scope) -> str:
+        if b"access_token=" in scope.get("query_string", b""):
+            # RFC 6750 allows it, OAuth 2.1 and MCP forbid it: URLs end up in logs and browser history.
+            raise Unauthenticated(
+                "credentials in the query string are refused; send an Authorization: Bearer header",
+                error="invalid_request",
+            )
+        value = header(scope, b"authorization")
+        if not value:
+            raise Unauthenticated("missing Authorization header: send 'Authorization: Bearer <key>'", error="")
+        scheme, _, token = value.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("the Authorization header must be 'Bearer <credential>'", error="invalid_request")
+        return token
+
+    def _audit_failure(self, scope: Scope, exc: Unauthenticated, started: float) -> None:
+        info: RequestInfo | None = scope.get(REQUEST_INFO_KEY)
+        self.record(
+            AuditEvent(
+                request_id=info.request_id if info else None,
+                source_ip=info.source_ip if info else None,
+                user_agent=info.user_agent if info else None,
+                tool=header(scope, b"mcp-name"),
+                decision="deny",
+                reason=exc.message,
+                outcome="unauthenticated",
+                duration_ms=(perf_counter() - started) * 1000,
+                metadata={"method": header(scope, b"mcp-method") or scope.get("method")},
+            )
+        )

@@ -1,0 +1,126 @@
+"""Pure-ASGI middleware at the outer edge: request id, real client address, body size limit.
+
+Pure ASGI (not Starlette's BaseHTTPMiddleware) because it runs on every request: each layer here costs a
+function call, not a task and a stream copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.principal import RequestInfo
+
+__all__ = ["REQUEST_INFO_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
+
+REQUEST_INFO_KEY = "bastion.request"
+# A client-supplied id is kept only if it is short and harmless, so it can be logged and echoed safely.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def client_address(scope: Scope, trusted_proxies: int) -> str | None:
+    """The caller's address: the socket peer, or the X-Forwarded-For entry `trusted_proxies` hops from the right.
+
+    Every proxy appends the address it received the request from, so only the rightmost `trusted_proxies`
+    entries were written by proxies we trust; anything further left was written by the client and is ignored.
+    """
+    peer = scope.get("client")
+    peer_host: str | None = peer[0] if peer else None
+    if trusted_proxies <= 0:
+        return peer_host
+    forwarded: list[str] = []
+    for key, value in scope["headers"]:
+        if key == b"x-forwarded-for":
+            forwarded.extend(part.strip() for part in value.decode("latin-1").split(","))
+    chain = [hop for hop in forwarded if hop] + ([peer_host] if peer_host else [])
+    if not chain:
+        return None
+    index = len(chain) - 1 - trusted_proxies
+    return chain[max(index, 0)]
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def send_json_error(
+    send: Send, status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items())
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class EdgeMiddleware:
+    """Assigns the request id, resolves the client address, and refuses bodies over `max_body_bytes`."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = header(scope, b"x-request-id")
+        request_id = supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        info = RequestInfo(
+            request_id=request_id,
+            source_ip=client_address(scope, self.trusted_proxies),
+            user_agent=(header(scope, b"user-agent") or "")[:256] or None,
+        )
+        scope[REQUEST_INFO_KEY] = info
+
+        declared = header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await send_json_error(
+                send, 413, "request_too_large", f"request body over the {self.max_body_bytes}-byte limit"
+            )
+            return
+
+        request_id_header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        started: dict[str, Any] = {"sent": False}
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started["sent"] = True
+            await send_with_id(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started["sent"]:
+                await send_json_error(
+                    send_with_id, 413, "request_too_large", f"request body over the {self.max_body_bytes}-byte limit"
+                )
