@@ -121,6 +121,7 @@ def test_tail_json_is_one_parseable_object_per_line_with_positions(data_dir: Pat
         (["--since", "1h"], ["alice", "bob", "alice"]),
         (["--since", "4d"], ["carol", "alice", "bob", "alice"]),
         (["--since", (NOW - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")], ["bob", "alice"]),
+        (["--since", (NOW - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%MZ")], ["bob", "alice"]),
         (["--subject", "alice", "--tool", "search_code"], ["alice"]),
         (["--limit", "1"], ["alice"]),
     ],
