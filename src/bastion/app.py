@@ -159,6 +159,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                     await sync_task
             await runtime.backend.aclose()
             await runtime.audit.aclose()
+            for authenticator in runtime.authenticators:
+                authenticator.close()  # holds a pooled connection that dispose() would not close
             runtime.engine.dispose()
 
     app = Starlette(
