@@ -87,7 +87,13 @@ class RepositoryBackend(Protocol):
         ...
 
     async def search(
-        self, repo: str, commit: str, query: SearchQuery, *, timeout: float, allow_path: Callable[[str], bool]
+        self,
+        repo: str,
+        commit: str,
+        query: SearchQuery,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the backend stops its search process itself and returns partial hits
+        allow_path: Callable[[str], bool],
     ) -> SearchResult:
         """Lines matching `query` in the tree of `commit`, only in files for which `allow_path(path)` is true
         (so results the caller may not see never count against `max_results`)."""

@@ -1,0 +1,122 @@
+"""The long-lived cat-file process: protocol, pipelining, ambiguity, restart after it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from tests.repos.conftest import REPO, Mirrored
+from tests.support.gitrepo import WorkRepo, git
+
+from bastion.errors import Unavailable
+from bastion.repos.catfile import AmbiguousObjectName, CatFile
+from bastion.repos.mirror import MirrorBackend
+from bastion.repos.types import Blob
+
+pytestmark = pytest.mark.anyio
+
+
+def _git_dir(mirrored: Mirrored) -> Path:
+    return mirrored.settings.mirrors_dir / "acme" / "widgets.git"
+
+
+async def test_info_and_read(mirrored: Mirrored) -> None:
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        c5 = mirrored.commits["c5"]
+        commit = await catfile.info(c5)
+        assert commit is not None
+        assert (commit.oid, commit.type) == (c5, "commit")
+        blob_oid = mirrored.sample.work.object_id(f"{c5}:src/app.py")
+        found = await catfile.read(blob_oid)
+        assert found is not None
+        info, data = found
+        assert (info.oid, info.type, info.size) == (blob_oid, "blob", 66)
+        assert data == b'def main():\n    print("hello needle")\n    print("goodbye needle")\n'
+        truncated = await catfile.read(blob_oid, 10)
+        assert truncated is not None
+        assert truncated[1] == b"def main()"
+        assert await catfile.info("0" * 40) is None
+        assert await catfile.read("0" * 40) is None
+        # the process is still in step after a miss and a truncated read
+        assert (await catfile.info(c5)) == commit
+    finally:
+        await catfile.aclose()
+
+
+async def test_pipelined_infos_keep_order(mirrored: Mirrored) -> None:
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        labels = ["c1", "c2", "c3", "c4", "c5"] * 300  # more than one pipelined batch
+        answers = await catfile.infos([mirrored.commits[label] for label in labels])
+        assert [answer.oid if answer else None for answer in answers] == [mirrored.commits[x] for x in labels]
+        mixed = await catfile.infos([mirrored.commits["c1"], "f" * 40, f"{mirrored.commits['c2']}^{{tree}}"])
+        assert [answer.type if answer else None for answer in mixed] == ["commit", None, "tree"]
+    finally:
+        await catfile.aclose()
+
+
+async def test_refuses_names_that_break_the_protocol(mirrored: Mirrored) -> None:
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        for bad in ("HEAD\ninfo x", "a b", ""):
+            with pytest.raises(ValueError, match="not an object name"):
+                await catfile.info(bad)
+    finally:
+        await catfile.aclose()
+
+
+async def test_ambiguous_prefix(tmp_path: Path) -> None:
+    """Enough blobs that two share a 4-hex prefix: git answers 'ambiguous', which is raised, and the process
+    stays usable."""
+    repo = WorkRepo(tmp_path / "many")
+    paths = tmp_path / "blobs"
+    paths.mkdir()
+    for index in range(1500):
+        (paths / f"{index}.txt").write_text(f"blob number {index}\n")
+    listing = "\n".join(str(paths / f"{index}.txt") for index in range(1500)).encode()
+    oids = git(repo.path, "hash-object", "-w", "--stdin-paths", stdin=listing).split()
+    prefixes: dict[str, int] = {}
+    for oid in oids:
+        prefixes[oid[:4]] = prefixes.get(oid[:4], 0) + 1
+    shared = next(prefix for prefix, count in prefixes.items() if count > 1)
+    catfile = CatFile(repo.path / ".git", timeout=30)
+    try:
+        with pytest.raises(AmbiguousObjectName):
+            await catfile.info(shared)
+        with pytest.raises(AmbiguousObjectName):
+            await catfile.infos([oids[0], shared, oids[1]])
+        assert (await catfile.info(oids[0])) is not None  # still in step
+    finally:
+        await catfile.aclose()
+
+
+async def test_restart_after_the_process_is_killed(backend: MirrorBackend, mirrored: Mirrored) -> None:
+    c5 = mirrored.commits["c5"]
+    first = await backend.read_blob(REPO, c5, "README.md", 1000)
+    handle = backend.handle(REPO)
+    old_pid = handle.catfile.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    again = await backend.read_blob(REPO, c5, "src/util/helpers.py", 1000)  # a fresh read: not from a cache
+    assert isinstance(first, Blob)
+    assert isinstance(again, Blob)
+    assert again.data == b"def helper():\n    return 43\n"
+    assert handle.catfile.pid not in (None, old_pid)
+
+
+async def test_closed_reader_refuses(mirrored: Mirrored) -> None:
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    await catfile.info(mirrored.commits["c1"])
+    await catfile.aclose()
+    assert catfile.pid is None
+    with pytest.raises(Unavailable, match="is closed"):
+        await catfile.info(mirrored.commits["c1"])
+
+
+async def test_missing_repository(tmp_path: Path) -> None:
+    catfile = CatFile(tmp_path / "nothing.git", timeout=30)
+    with pytest.raises(Unavailable, match="is missing"):
+        await catfile.info("a" * 40)
