@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -98,9 +98,7 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
         if public.netloc:
             hosts.append(public.netloc)
             origins.append(f"{public.scheme}://{public.netloc}")
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
 def _readiness(runtime: Runtime) -> list[ReadinessCheck]:
@@ -125,7 +123,11 @@ def _readiness(runtime: Runtime) -> list[ReadinessCheck]:
                 broken.append(f"{info.name}: {exc}")
         return "; ".join(broken) or None
 
-    return [ReadinessCheck("state_store", state_store), ReadinessCheck("policy", policy), ReadinessCheck("mirrors", mirrors)]
+    return [
+        ReadinessCheck("state_store", state_store),
+        ReadinessCheck("policy", policy),
+        ReadinessCheck("mirrors", mirrors),
+    ]
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -143,11 +145,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncGenerator[None]:
         runtime.audit.start()
         sync_task = None
         if settings.repos.sync_interval_seconds > 0:
-            sync_task = asyncio.create_task(run_scheduled_sync(settings, settings.repos.sync_interval_seconds))
+            sync_task = asyncio.create_task(run_scheduled_sync(settings))
         try:
             async with runtime.mcp.session_manager.run():
                 logger.info("mcp-bastion serving %s", settings.resource_url)

@@ -24,7 +24,13 @@ def _json(data: object) -> str:
 
 
 def render_client_config(
-    client: ClientName, url: str, *, key: str | None, key_file: Path | None, name: str = "bastion", embed_key: bool = False
+    client: ClientName,
+    url: str,
+    *,
+    key: str | None,
+    key_file: Path | None,
+    name: str = "bastion",
+    embed_key: bool = False,
 ) -> str:
     """Text to paste (with one line saying where), for `client`."""
     if client == "claude-code":
@@ -43,7 +49,9 @@ def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, em
         header = f'"Authorization: Bearer $(cat {shlex.quote(str(key_file.resolve()))})"'
     else:
         header = f'"Authorization: Bearer ${ENV_VAR}"'
-    project = {"mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{ENV_VAR}}}"}}}}
+    project = {
+        "mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{ENV_VAR}}}"}}}
+    }
     return "\n".join(
         [
             "# Claude Code: run once (adds the server for your user)",
@@ -70,8 +78,8 @@ def _claude_desktop(url: str, key: str | None, key_file: Path | None, name: str,
     }
     return "\n".join(
         [
-            "# Claude Desktop: merge into claude_desktop_config.json (Settings > Developer > Edit Config), then restart",
-            "# (needs Node.js for npx; organisations on Team/Enterprise can instead add the URL as a custom connector)",
+            "# Claude Desktop: merge into claude_desktop_config.json (Settings > Developer > Edit Config), restart",
+            "# (needs Node.js for npx; Team/Enterprise organisations can instead add the URL as a custom connector)",
             _json(config),
         ]
     )
@@ -79,11 +87,18 @@ def _claude_desktop(url: str, key: str | None, key_file: Path | None, name: str,
 
 def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
     if embed_key and key:
-        config: dict[str, object] = {"servers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {key}"}}}}
+        config: dict[str, object] = {
+            "servers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {key}"}}}
+        }
     else:
         config = {
             "inputs": [
-                {"type": "promptString", "id": f"{name}-api-key", "description": "mcp-bastion API key", "password": True}
+                {
+                    "type": "promptString",
+                    "id": f"{name}-api-key",
+                    "description": "mcp-bastion API key",
+                    "password": True,
+                }
             ],
             "servers": {
                 name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{input:{name}-api-key}}"}}

@@ -133,7 +133,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
-        self.data_dir = self.data_dir.expanduser().resolve()
+        # Written through __dict__ so the field does not count as "set": `serve --demo` picks its own data
+        # directory only when the operator did not choose one.
+        vars(self)["data_dir"] = self.data_dir.expanduser().resolve()
         return self
 
     @property

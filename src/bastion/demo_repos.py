@@ -17,7 +17,11 @@ from pathlib import Path
 __all__ = ["DEMO_REPOS", "build_demo_repositories"]
 
 DEMO_REPOS = ("acme/handbook", "acme/payments", "acme/vault")
-_PEOPLE = (("Ada Lovelace", "ada@acme.example"), ("Grace Hopper", "grace@acme.example"), ("Alan Turing", "alan@acme.example"))
+_PEOPLE = (
+    ("Ada Lovelace", "ada@acme.example"),
+    ("Grace Hopper", "grace@acme.example"),
+    ("Alan Turing", "alan@acme.example"),
+)
 
 
 class _Repo:
@@ -37,7 +41,11 @@ class _Repo:
             "GIT_TERMINAL_PROMPT": "0",
         }
         done = subprocess.run(
-            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True, env={**base, **(env or {})}
+            ["git", "-C", str(self.path), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**base, **(env or {})},
         )
         return done.stdout.strip()
 
@@ -84,20 +92,27 @@ def _png(width: int = 8, height: int = 8) -> bytes:
 
 def _handbook(path: Path) -> None:
     repo = _Repo(path)
-    repo.write("README.md", "# ACME handbook\n\nHow we build, ship and run software at ACME.\n\nSee docs/onboarding.md.\n")
-    repo.write("docs/onboarding.md", "# Onboarding\n\n1. Get a laptop.\n2. Ask for repository access in #it.\n3. Read the style guide.\n")
+    repo.write(
+        "README.md", "# ACME handbook\n\nHow we build, ship and run software at ACME.\n\nSee docs/onboarding.md.\n"
+    )
+    repo.write(
+        "docs/onboarding.md",
+        "# Onboarding\n\n1. Get a laptop.\n2. Ask for repository access in #it.\n3. Read the style guide.\n",
+    )
     repo.write(
         "src/handbook/search.py",
         '"""Full-text search over the handbook."""\n\n\ndef search(pages: dict[str, str], term: str) -> list[str]:\n'
         '    """Names of the pages that mention `term` (case-insensitive)."""\n'
-        "    needle = term.lower()\n    return sorted(name for name, text in pages.items() if needle in text.lower())\n",
+        "    needle = term.lower()\n"
+        "    return sorted(name for name, text in pages.items() if needle in text.lower())\n",
     )
     repo.write("src/handbook/__init__.py", '"""ACME handbook tools."""\n')
     repo.commit("Start the handbook", days_ago=75, person=0)
     repo.tag("v1.0", "First published handbook")
     repo.write(
         "web/render.ts",
-        "export function render(markdown: string): string {\n  return markdown.replace(/^# (.*)$/gm, '<h1>$1</h1>');\n}\n",
+        "export function render(markdown: string): string {\n"
+        "  return markdown.replace(/^# (.*)$/gm, '<h1>$1</h1>');\n}\n",
     )
     repo.write("assets/logo.png", _png())
     repo.write(
@@ -114,7 +129,11 @@ def _handbook(path: Path) -> None:
     repo.commit("Add the yearly export (large)", days_ago=20, person=2)
     repo.tag("v1.1")
     repo.git("checkout", "--quiet", "-b", "dev")
-    repo.write("docs/onboarding.md", "# Onboarding\n\n1. Get a laptop.\n2. Ask for access in #it.\n3. Read the style guide.\n4. Pair with a buddy for a week.\n")
+    repo.write(
+        "docs/onboarding.md",
+        "# Onboarding\n\n1. Get a laptop.\n2. Ask for access in #it.\n3. Read the style guide.\n"
+        "4. Pair with a buddy for a week.\n",
+    )
     repo.commit("Onboarding: add the buddy week", days_ago=5, person=0)
     repo.git("checkout", "--quiet", "-b", "feature/search-ranking")
     repo.write(
@@ -137,12 +156,20 @@ def _payments(path: Path) -> None:
         "\tvar total int64\n\tfor _, a := range amounts {\n\t\ttotal += a\n\t}\n\treturn total\n}\n",
     )
     repo.commit("Ledger service skeleton", days_ago=50, person=2)
-    repo.write("service/refund.go", "package service\n\n// MaxRefund is the largest refund, in cents, that needs no approval.\nconst MaxRefund = 50_00\n")
+    repo.write(
+        "service/refund.go",
+        "package service\n\n// MaxRefund is the largest refund, in cents, that needs no approval.\n"
+        "const MaxRefund = 50_00\n",
+    )
     repo.commit("Refunds: approval threshold", days_ago=30, person=0)
     repo.git("branch", "release/2026.10")
     repo.tag("v2026.10.0", "October release")
     repo.git("checkout", "--quiet", "-b", "dev")
-    repo.write("service/refund.go", "package service\n\n// MaxRefund is the largest refund, in cents, that needs no approval.\n// Experimental: raised for the pilot.\nconst MaxRefund = 500_00\n")
+    repo.write(
+        "service/refund.go",
+        "package service\n\n// MaxRefund is the largest refund, in cents, that needs no approval.\n"
+        "// Experimental: raised for the pilot.\nconst MaxRefund = 500_00\n",
+    )
     repo.commit("Experiment: raise the refund threshold (not released)", days_ago=3, person=1)
     repo.git("checkout", "--quiet", "main")
 

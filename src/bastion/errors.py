@@ -25,6 +25,7 @@ class BastionError(Exception):
     """Base of every error this package raises on purpose."""
 
     kind: ClassVar[str] = "error"
+    title: ClassVar[str] = "error"  # how the message is introduced to a person: "access denied: <reason>"
     http_status: ClassVar[int] = 500
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -41,6 +42,7 @@ class InvalidInput(BastionError):
     """The caller sent something malformed or dangerous (option-like ref, `..`, NUL, bad range)."""
 
     kind = "invalid_input"
+    title = "invalid input"
     http_status = 400
 
 
@@ -48,6 +50,7 @@ class NotFound(BastionError):
     """A repository, ref or path that does not exist, or that the caller may not know exists."""
 
     kind = "not_found"
+    title = "not found"
     http_status = 404
 
 
@@ -55,10 +58,11 @@ class AccessDenied(BastionError):
     """Policy said no. `reason` names the rule that denied, or says that no rule allows."""
 
     kind = "access_denied"
+    title = "access denied"
     http_status = 403
 
     def __init__(self, reason: str, *, rule: str | None = None) -> None:
-        super().__init__(f"access denied: {reason}", reason=reason, rule=rule)
+        super().__init__(reason, reason=reason, rule=rule)
         self.reason = reason
         self.rule = rule
 
@@ -67,6 +71,7 @@ class Unauthenticated(BastionError):
     """No usable credential. `error` is the RFC 6750 error code for the WWW-Authenticate challenge."""
 
     kind = "unauthenticated"
+    title = "unauthenticated"
     http_status = 401
 
     def __init__(self, message: str, *, error: str = "invalid_token") -> None:
@@ -78,6 +83,7 @@ class RateLimited(BastionError):
     """Too many calls; `retry_after` is whole seconds until the caller may try again."""
 
     kind = "rate_limited"
+    title = "rate limited"
     http_status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -89,6 +95,7 @@ class Unavailable(BastionError):
     """A dependency (mirror, git, state store) is not usable right now; retrying later may work."""
 
     kind = "unavailable"
+    title = "unavailable"
     http_status = 503
 
 
@@ -96,4 +103,5 @@ class ConfigError(BastionError):
     """The server refuses to start: configuration is missing or contradictory."""
 
     kind = "config_error"
+    title = "configuration error"
     http_status = 500

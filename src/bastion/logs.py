@@ -11,7 +11,7 @@ from bastion.config import LogSettings
 __all__ = ["configure_logging"]
 
 # Loggers that are chatty at INFO about things the audit trail already records better.
-_QUIET = ("mcp", "mcp.server", "mcp.server.streamable_http", "uvicorn.access", "httpx", "httpx2")
+_QUIET = ("alembic", "mcp", "mcp.server", "mcp.server.streamable_http", "uvicorn.access", "httpx", "httpx2")
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,4 +37,4 @@ def configure_logging(settings: LogSettings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
     for name in _QUIET:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(settings.level)))
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[settings.level]))

@@ -10,7 +10,8 @@ from mcp.server.caching import CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolRequestParams, CallToolResult, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from bastion import __version__
@@ -81,6 +82,11 @@ class AuditEveryCall(Extension):
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         started = perf_counter()
+        if params.name not in TOOL_NAMES:
+            # The spec makes an unknown tool a protocol error (-32602); the SDK would answer isError instead.
+            message = f"Unknown tool: {params.name[:128]!r}; see tools/list"
+            self._record(params, ctx, message, started)
+            raise MCPError(code=INVALID_PARAMS, message=message)
         token = _recorded.set(False)
         try:
             outcome = await call_next(ctx)
@@ -96,10 +102,10 @@ class AuditEveryCall(Extension):
         scope: dict[str, Any] = getattr(ctx.request, "scope", None) or {}
         principal = scope.get(PRINCIPAL_KEY)
         info = scope.get(REQUEST_INFO_KEY)
-        text = ""
+        text = outcome if isinstance(outcome, str) else ""
         if isinstance(outcome, CallToolResult) and outcome.content:
             text = str(getattr(outcome.content[0], "text", ""))[:500]
-        failed = isinstance(outcome, CallToolResult) and bool(outcome.is_error)
+        failed = isinstance(outcome, str) or (isinstance(outcome, CallToolResult) and bool(outcome.is_error))
         self.services.record(
             AuditEvent.model_construct(
                 request_id=info.request_id if isinstance(info, RequestInfo) else None,
@@ -276,6 +282,8 @@ def build_mcp(services: Services) -> MCPServer:
     ) -> Annotated[CallToolResult, AnalysisOut]:
         """Summarize a repository at a ref: languages by bytes, file counts, largest files, top contributors and
         recent commit activity."""
-        return await governed(ctx, "analyze_repository", lambda call: analyze.analyze_repository(call, owner, repo, ref))
+        return await governed(
+            ctx, "analyze_repository", lambda call: analyze.analyze_repository(call, owner, repo, ref)
+        )
 
     return mcp

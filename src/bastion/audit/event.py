@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 __all__ = ["AuditEvent", "Decision", "Outcome"]
 
 Decision = Literal["allow", "deny", "none"]
-Outcome = Literal["ok", "error", "denied", "invalid_input", "not_found", "unauthenticated", "rate_limited", "unavailable"]
+Outcome = Literal[
+    "ok", "error", "denied", "invalid_input", "not_found", "unauthenticated", "rate_limited", "unavailable"
+]
 
 
 def _now() -> datetime:

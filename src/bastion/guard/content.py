@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bastion.errors import InvalidInput
 
-__all__ = ["TextSlice", "detect_binary", "describe_binary", "slice_text", "truncate_utf8"]
+__all__ = ["TextSlice", "describe_binary", "detect_binary", "slice_text", "truncate_utf8"]
 
 # Same heuristic as git: a NUL byte in the first 8000 bytes means binary.
 _SNIFF_BYTES = 8000

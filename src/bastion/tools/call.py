@@ -77,7 +77,7 @@ class ToolCall:
 
 def error_result(exc: BastionError) -> CallToolResult:
     return CallToolResult(
-        content=[TextContent(type="text", text=f"{exc.kind}: {exc.message}")],
+        content=[TextContent(type="text", text=f"{exc.title}: {exc.message}")],
         is_error=True,
         _meta={ERROR_META_KEY: exc.to_dict()},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp_types import CallToolResult
 
 from bastion.errors import InvalidInput
@@ -79,22 +81,23 @@ def _file(
     end_line: int | None,
     budget: int,
 ) -> CallToolResult:
-    base = {"repository": repo, "path": blob.path, "ref": target.label, "resolved_sha": target.sha, "size": blob.size}
     where = f"{repo}:{blob.path} @ {target.label} ({target.sha[:12]})"
+
+    def made(**fields: Any) -> FileContentsOut:
+        return FileContentsOut(
+            repository=repo, path=blob.path, ref=target.label, resolved_sha=target.sha, size=blob.size, **fields
+        )
+
     if blob.mode == "160000":
-        out = FileContentsOut(**base, type="submodule", encoding="none", content=None, truncated=False)
+        out = made(type="submodule", encoding="none", content=None, truncated=False)
         return result(out, f"{where} is a submodule at commit {blob.oid}")
     if blob.is_symlink:
         link = blob.data.decode("utf-8", errors="replace")
-        out = FileContentsOut(
-            **base, type="symlink", encoding="none", content=None, truncated=False, symlink_target=link
-        )
+        out = made(type="symlink", encoding="none", content=None, truncated=False, symlink_target=link)
         return result(out, f"{where} is a symbolic link to '{link}' (links are not followed)")
     if detect_binary(blob.data):
         what = describe_binary(blob.data)
-        out = FileContentsOut(
-            **base, type="file", encoding="none", content=None, truncated=False, binary=True, description=what
-        )
+        out = made(type="file", encoding="none", content=None, truncated=False, binary=True, description=what)
         return result(out, f"{where} is binary ({what}, {blob.size} bytes); its content is not returned as text")
     if start_line is not None and start_line < 1:
         raise InvalidInput("start_line counts from 1")
@@ -106,8 +109,7 @@ def _file(
         max_bytes=budget,
     )
     call.bytes_returned = piece.returned_bytes
-    out = FileContentsOut(
-        **base,
+    out = made(
         type="file",
         encoding="utf-8",
         content=piece.text,

@@ -26,7 +26,9 @@ def parse_moment(raw: str | None, name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 date or date-time like 2026-01-31 or 2026-01-31T12:00:00Z") from None
+        raise InvalidInput(
+            f"{name} must be an ISO 8601 date or date-time like 2026-01-31 or 2026-01-31T12:00:00Z"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -22,18 +22,17 @@ MAX_QUERY_LENGTH = 1000
 _PARALLEL_REPOS = 4
 
 
-def _query(
-    query: str, regex: bool, case_sensitive: bool, path_glob: str | None, max_results: int
-) -> SearchQuery:
+def _query(query: str, regex: bool, case_sensitive: bool, path_glob: str | None, max_results: int) -> SearchQuery:
     if not query or not query.strip():
         raise InvalidInput("query must not be empty")
     if len(query) > MAX_QUERY_LENGTH:
         raise InvalidInput(f"query is {len(query)} characters; the limit is {MAX_QUERY_LENGTH}")
     if any(ch in query for ch in "\x00\n\r"):
         raise InvalidInput("query must be a single line without NUL characters")
-    if path_glob is not None:
-        if len(path_glob) > 200 or any(ch in path_glob for ch in "\x00\n\r") or path_glob.startswith(("!", "-")):
-            raise InvalidInput("path_glob must be one glob like 'src/**/*.py' (no '!' negation, no options)")
+    if path_glob is not None and (
+        len(path_glob) > 200 or any(ch in path_glob for ch in "\x00\n\r") or path_glob.startswith(("!", "-"))
+    ):
+        raise InvalidInput("path_glob must be one glob like 'src/**/*.py' (no '!' negation, no options)")
     return SearchQuery(
         pattern=query, regex=regex, case_sensitive=case_sensitive, path_glob=path_glob or None, max_results=max_results
     )
@@ -66,9 +65,7 @@ async def _targets(
         except BastionError as exc:
             skipped.append(SkippedRepo(repository=info.name, reason=exc.message))
     if not targets and not skipped:
-        raise AccessDenied(
-            f"no repository{f' of {owner}' if owner else ''} is open to you for search"
-        )
+        raise AccessDenied(f"no repository{f' of {owner}' if owner else ''} is open to you for search")
     return targets, skipped
 
 
@@ -108,7 +105,11 @@ async def search_code(
             raise outcome
         searched.append(
             SearchedRepo(
-                repository=name, ref=target.label, resolved_sha=target.sha, engine=outcome.engine, truncated=outcome.truncated
+                repository=name,
+                ref=target.label,
+                resolved_sha=target.sha,
+                engine=outcome.engine,
+                truncated=outcome.truncated,
             )
         )
         truncated = truncated or outcome.truncated

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion.audit.event import AuditEvent
 from bastion.auth.base import Authenticator
 from bastion.errors import Unauthenticated
-from bastion.principal import RequestInfo
+from bastion.principal import Principal, RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
 
 __all__ = ["PRINCIPAL_KEY", "AuthenticationMiddleware"]
@@ -46,19 +46,20 @@ class AuthenticationMiddleware:
             return
         started = perf_counter()
         try:
-            token = self._bearer_token(scope)
-            authenticator = next((a for a in self.authenticators if a.accepts(token)), None)
-            if authenticator is None:
-                raise Unauthenticated("the bearer token is not a credential this server issues or trusts")
-            principal = await authenticator.authenticate(token)
+            principal = await self._authenticate(scope)
         except Unauthenticated as exc:
             self._audit_failure(scope, exc, started)
-            await send_json_error(
-                send, 401, exc.error, exc.message, headers={"WWW-Authenticate": self.challenge(exc)}
-            )
+            await send_json_error(send, 401, exc.error, exc.message, headers={"WWW-Authenticate": self.challenge(exc)})
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Principal:
+        token = self._bearer_token(scope)
+        authenticator = next((a for a in self.authenticators if a.accepts(token)), None)
+        if authenticator is None:
+            raise Unauthenticated("the bearer token is not a credential this server issues or trusts")
+        return await authenticator.authenticate(token)
 
     @staticmethod
     def _bearer_token(scope: Scope) -> str:

@@ -53,7 +53,7 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def send_json_error(
     send: Send, status: int, error: str, description: str, headers: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps({"error": error, "error_description": description}).encode()
+    body = json.dumps({"error": error or "unauthenticated", "error_description": description}).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items())
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})

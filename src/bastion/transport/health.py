@@ -24,7 +24,9 @@ async def health(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "version": __version__})
 
 
-def readiness_endpoint(checks: Sequence[ReadinessCheck], timeout: float = 5.0) -> Callable[[Request], Awaitable[JSONResponse]]:
+def readiness_endpoint(
+    checks: Sequence[ReadinessCheck], timeout: float = 5.0
+) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def ready(_: Request) -> JSONResponse:
         async def one(check: ReadinessCheck) -> str | None:
             try:
@@ -37,6 +39,8 @@ def readiness_endpoint(checks: Sequence[ReadinessCheck], timeout: float = 5.0) -
         problems = await asyncio.gather(*(one(check) for check in checks))
         report = {check.name: problem or "ok" for check, problem in zip(checks, problems, strict=True)}
         healthy = not any(problems)
-        return JSONResponse({"status": "ready" if healthy else "not_ready", "checks": report}, status_code=200 if healthy else 503)
+        return JSONResponse(
+            {"status": "ready" if healthy else "not_ready", "checks": report}, status_code=200 if healthy else 503
+        )
 
     return ready

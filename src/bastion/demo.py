@@ -1,0 +1,120 @@
+"""`bastion serve --demo`: everything needed to try the server on a laptop, created once and reused.
+
+Under the data directory (default ./.bastion-demo): three git repositories made locally (origin/), their
+mirrors made by a real clone, a demo policy, and one API key written to `api-key` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bastion.auth.keys import KeyStore
+from bastion.cli.common import console
+from bastion.clients import render_client_config
+from bastion.config import Settings
+from bastion.demo_repos import DEMO_REPOS, build_demo_repositories
+from bastion.repos.registry import Registry
+from bastion.repos.sync import add_repository
+from bastion.store.db import ensure_private_file, open_state
+
+__all__ = ["DEMO_DATA_DIR", "DEMO_POLICY", "DEMO_SUBJECT", "prepare_demo"]
+
+DEMO_DATA_DIR = Path(".bastion-demo")
+DEMO_SUBJECT = "demo-user"
+DEMO_POLICY = """\
+# Demo policy for mcp-bastion (reference: docs/policy.md). Edit it while the server runs: it reloads.
+version: 1
+defaults:
+  max_file_size: 1MiB          # data/large-export.csv in acme/handbook is over this
+rules:
+  - name: handbook-open
+    description: The handbook is open to every authenticated caller, on every branch and tag
+    repositories: ["acme/handbook"]
+    subjects: {users: ["*"]}
+    operations: ["*"]
+
+  - name: payments-main-read-only
+    description: Payments code may be read on main only (no diffs, no other branches)
+    repositories: ["acme/payments"]
+    subjects: {users: ["*"]}
+    operations: [read]
+    refs: [main]
+
+  - name: vault-locked
+    effect: deny
+    description: Production credentials are never readable through an assistant; ask #security
+    repositories: ["acme/vault"]
+    subjects: {users: ["*"]}
+"""
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    if "data_dir" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"data_dir": DEMO_DATA_DIR.resolve()})
+
+
+async def _mirror_all(settings: Settings, origins: dict[str, Path]) -> None:
+    registry = Registry(settings.data_dir)
+    for name, path in origins.items():
+        if registry.find(name) is None:
+            console.print(f"  mirroring {name} (git clone of {path})", highlight=False, soft_wrap=True)
+            await add_repository(settings, path.resolve().as_uri(), name=name)
+
+
+def _api_key(settings: Settings) -> tuple[str, bool]:
+    key_file = settings.data_dir / "api-key"
+    if key_file.exists():
+        return key_file.read_text().strip(), False
+    engine = open_state(settings)
+    try:
+        _, key = KeyStore(engine).create(
+            DEMO_SUBJECT,
+            groups=("eng",),
+            expires_at=datetime.now(UTC) + timedelta(days=90),
+            description="created by bastion serve --demo",
+        )
+    finally:
+        engine.dispose()
+    key_file.write_text(key + "\n")
+    ensure_private_file(key_file)
+    return key, True
+
+
+def prepare_demo(settings: Settings) -> Settings:
+    """Create whatever part of the demo is missing; print the URL, the key and client configuration."""
+    settings = _demo_settings(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    console.print(f"[bold]mcp-bastion demo[/] in {settings.data_dir}", highlight=False, soft_wrap=True)
+    origins = build_demo_repositories(settings.data_dir / "origin")
+    asyncio.run(_mirror_all(settings, {name: origins[name] for name in DEMO_REPOS}))
+    if not settings.policy_file.exists():
+        settings.policy_file.write_text(DEMO_POLICY)
+    key, created = _api_key(settings)
+    key_file = settings.data_dir / "api-key"
+    url = settings.resource_url
+    fresh = "new, " if created else ""
+    console.print(
+        f"\n  MCP endpoint  {url}"
+        f"\n  API key       {key}   ({fresh}saved in {key_file}, mode 0600)"
+        f"\n  policy        {settings.policy_file}"
+        f"\n  audit         bastion --data-dir {settings.data_dir} audit tail -f\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for client in ("claude-code", "vscode"):
+        console.print(
+            render_client_config(client, url, key=key, key_file=key_file, embed_key=False),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print()
+    console.print(
+        f"  More clients: bastion client-config --client claude-desktop|cursor --url {url} --key-file {key_file}\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return settings
