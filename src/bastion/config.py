@@ -15,8 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "AuditSettings",
     "AuthSettings",
+    "GuardSettings",
     "LogSettings",
+    "OidcSettings",
     "PolicySettings",
+    "RateLimitSettings",
     "RepoSettings",
     "ServerSettings",
     "Settings",
@@ -45,6 +48,10 @@ class ServerSettings(BaseModel):
         default_factory=list, description="Origin headers accepted on /mcp. Empty: loopback origins only."
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body accepted.")
+    ip_allowlist: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to call /mcp (the client address after trusted proxies). Empty: any address.",
+    )
     trusted_proxies: int = Field(
         default=0,
         ge=0,
@@ -55,9 +62,51 @@ class ServerSettings(BaseModel):
     )
 
 
-class AuthSettings(BaseModel):
-    """Who may call. API keys are always checked; OIDC is added by its own settings."""
+class OidcSettings(BaseModel):
+    """OAuth 2.1 / OIDC bearer tokens (JWTs) from the company's identity provider. Enabled by setting `issuer`."""
 
+    issuer: str | None = Field(
+        default=None,
+        description=(
+            "The issuer exactly as it appears in the tokens' `iss` claim (no normalisation: a trailing slash "
+            "matters). Setting it turns OIDC on."
+        ),
+    )
+    audiences: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Audiences accepted besides this server's canonical resource URL (RFC 8707), e.g. a Cognito app "
+            "client id for tokens that carry no resource audience."
+        ),
+    )
+    jwks_url: str | None = Field(
+        default=None, description="Where the signing keys are. Default: discovered from the issuer's metadata."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"],
+        description="Accepted signature algorithms. Asymmetric only: 'none' and HMAC are always refused.",
+    )
+    subject_claim: str = Field(default="sub", description="Claim that names the caller (sub, email, ...).")
+    groups_claim: str = Field(
+        default="groups",
+        description="Claim holding the caller's groups (groups, cognito:groups, roles; dots reach nested claims).",
+    )
+    scopes_claim: str = Field(default="scope", description="Claim holding granted scopes (scope or scp).")
+    required_scopes: list[str] = Field(default_factory=list, description="Scopes every token must carry.")
+    leeway_seconds: int = Field(default=60, ge=0, le=600, description="Clock skew allowed on exp/nbf/iat.")
+    jwks_cache_seconds: float = Field(default=3600, gt=0, description="How long fetched signing keys are kept.")
+    jwks_refetch_min_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="An unknown key id triggers at most one JWKS refetch per this many seconds (no refetch storm).",
+    )
+    http_timeout_seconds: float = Field(default=5, gt=0, description="Timeout for discovery and JWKS requests.")
+
+
+class AuthSettings(BaseModel):
+    """Who may call. API keys are always checked; OIDC bearer tokens too when `oidc.issuer` is set."""
+
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     key_cache_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -65,6 +114,33 @@ class AuthSettings(BaseModel):
             "How long a verified API key is trusted without re-reading the key store, for stores that cannot "
             "signal changes. The SQLite store signals revocations at once, so this only bounds other stores."
         ),
+    )
+
+
+class RateLimitSettings(BaseModel):
+    """Per caller and per tool, with higher tiers per group. `limits` notation: '120/minute', '10/second'."""
+
+    enabled: bool = Field(default=True, description="Apply rate limits.")
+    storage_url: str = Field(
+        default="memory://",
+        description="Where counters live: memory:// (one instance) or redis://host:6379/0 (shared by every instance).",
+    )
+    default: str = Field(default="120/minute", description="Calls per caller across all tools.")
+    tools: dict[str, str] = Field(
+        default_factory=lambda: {"search_code": "30/minute", "analyze_repository": "20/minute"},
+        description="Extra per-tool limits for each caller (JSON object: tool -> limit).",
+    )
+    groups: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-group replacement of `default` (JSON object: group -> limit); the most generous applies.",
+    )
+
+
+class GuardSettings(BaseModel):
+    """What leaves the server."""
+
+    redact_secrets: bool = Field(
+        default=True, description="Find credentials in file contents, search results and patches and mask them."
     )
 
 
@@ -127,6 +203,8 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     repos: RepoSettings = Field(default_factory=RepoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
