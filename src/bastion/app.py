@@ -26,6 +26,7 @@ from bastion.audit.pipeline import AuditLog
 from bastion.audit.sqlite import SqliteAuditSink
 from bastion.auth.apikey import ApiKeyAuthenticator
 from bastion.auth.keys import KeyStore
+from bastion.auth.oidc import OidcAuthenticator
 from bastion.config import Settings
 from bastion.errors import Unauthenticated
 from bastion.policy.loader import PolicyFile
@@ -38,6 +39,7 @@ from bastion.tools.access import Access
 from bastion.transport.authn import AuthenticationMiddleware
 from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
+from bastion.transport.metadata import protected_resource_routes, resource_metadata_url
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -56,12 +58,14 @@ class Runtime:
     engine: Engine
     audit: AuditLog
     backend: MirrorBackend
-    authenticators: list[ApiKeyAuthenticator]
+    authenticators: list[ApiKeyAuthenticator | OidcAuthenticator]
     mcp: MCPServer
 
 
 def build_runtime(settings: Settings) -> Runtime:
     """Build every part; raises ConfigError (refuse to start) when something required is missing."""
+    # First, so a configuration error is raised before anything holding a file or connection exists.
+    oidc = OidcAuthenticator(settings.auth.oidc, settings.resource_url) if settings.auth.oidc.issuer else None
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     policy = PolicyFile(settings.policy_file, settings.policy.reload_check_seconds)
     engine = open_state(settings)
@@ -73,11 +77,22 @@ def build_runtime(settings: Settings) -> Runtime:
     backend = MirrorBackend(settings)
     access = Access(policy, backend)
     services = Services(settings=settings, backend=backend, access=access, record=audit.record)
-    authenticators = [ApiKeyAuthenticator(KeyStore(engine), cache_seconds=settings.auth.key_cache_seconds)]
+    authenticators: list[ApiKeyAuthenticator | OidcAuthenticator] = [
+        ApiKeyAuthenticator(KeyStore(engine), cache_seconds=settings.auth.key_cache_seconds)
+    ]
+    if oidc is not None:  # the token's shape picks the verifier: bst_... keys, JWTs
+        authenticators.append(oidc)
     return Runtime(settings, services, policy, engine, audit, backend, authenticators, build_mcp(services))
 
 
 def _challenge(settings: Settings):
+    oidc = settings.auth.oidc
+    # With OIDC on, every challenge tells the client where to learn how to get a token (RFC 9728 §5.1) and which
+    # scopes to ask for (MCP authorization: 401s should carry scope=, insufficient_scope names what is missing).
+    discovery = [f'resource_metadata="{resource_metadata_url(settings.resource_url)}"'] if oidc.issuer else []
+    if oidc.issuer and oidc.required_scopes:
+        discovery.append(f'scope="{" ".join(oidc.required_scopes)}"')
+
     def challenge(exc: Unauthenticated) -> str:
         # Quoted-string values may not hold quotes or backslashes (RFC 7235); our messages never need them.
         description = exc.message.replace("\\", "").replace('"', "'")
@@ -85,7 +100,7 @@ def _challenge(settings: Settings):
         if exc.error:
             parts.append(f'error="{exc.error}"')
             parts.append(f'error_description="{description}"')
-        return ", ".join(parts)
+        return ", ".join([*parts, *discovery])
 
     return challenge
 
@@ -165,10 +180,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 authenticator.close()  # holds a pooled connection that dispose() would not close
             runtime.engine.dispose()
 
+    oidc = settings.auth.oidc
+    metadata_routes = (
+        protected_resource_routes(settings.resource_url, oidc.issuer, oidc.required_scopes) if oidc.issuer else []
+    )
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", readiness_endpoint(_readiness(runtime)), methods=["GET"]),
+            *metadata_routes,
             Mount("/", app=protected),
         ],
         middleware=[

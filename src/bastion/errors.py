@@ -13,6 +13,7 @@ __all__ = [
     "AccessDenied",
     "BastionError",
     "ConfigError",
+    "InsufficientScope",
     "InvalidInput",
     "NotFound",
     "RateLimited",
@@ -77,6 +78,19 @@ class Unauthenticated(BastionError):
     def __init__(self, message: str, *, error: str = "invalid_token") -> None:
         super().__init__(message)
         self.error = error
+
+
+class InsufficientScope(Unauthenticated):
+    """A valid token that lacks a required scope: 403 with `error="insufficient_scope"` (RFC 6750 §3.1)."""
+
+    kind = "insufficient_scope"
+    title = "insufficient scope"
+    http_status = 403
+
+    def __init__(self, message: str, *, required: list[str], subject: str | None = None) -> None:
+        super().__init__(message, error="insufficient_scope")
+        self.required = required
+        self.subject = subject
 
 
 class RateLimited(BastionError):

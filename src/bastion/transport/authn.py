@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent
 from bastion.auth.base import Authenticator
-from bastion.errors import Unauthenticated
+from bastion.errors import BastionError, InsufficientScope, Unauthenticated, Unavailable
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
 
@@ -47,11 +47,22 @@ class AuthenticationMiddleware:
         started = perf_counter()
         try:
             principal = await self._authenticate(scope)
-        except Unauthenticated as exc:
+        except Unauthenticated as exc:  # 401, or 403 for InsufficientScope
             self._audit_failure(scope, exc, started)
-            await send_json_error(send, 401, exc.error, exc.message, headers={"WWW-Authenticate": self.challenge(exc)})
+            headers = {"WWW-Authenticate": self.challenge(exc)}
+            await send_json_error(send, exc.http_status, exc.error, exc.message, headers=headers)
+            return
+        except Unavailable as exc:
+            # The credential could not be checked (the identity provider's keys are unreachable): not the caller's
+            # fault, so a 503 to retry, never a challenge that would send the client to log in again.
+            self._audit_failure(scope, exc, started)
+            retry = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
+            await send_json_error(send, 503, "temporarily_unavailable", exc.message, headers=retry)
             return
         scope[PRINCIPAL_KEY] = principal
+        # The credential ends here: nothing behind this point (the SDK, tools, a federated upstream) can forward
+        # what it never sees. MCP forbids passing a client's token through to any other service.
+        scope["headers"] = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:
@@ -78,17 +89,19 @@ class AuthenticationMiddleware:
             raise Unauthenticated("the Authorization header must be 'Bearer <credential>'", error="invalid_request")
         return token
 
-    def _audit_failure(self, scope: Scope, exc: Unauthenticated, started: float) -> None:
+    def _audit_failure(self, scope: Scope, exc: BastionError, started: float) -> None:
         info: RequestInfo | None = scope.get(REQUEST_INFO_KEY)
+        scoped = isinstance(exc, InsufficientScope)  # authenticated, but not allowed: a denial with a subject
         self.record(
             AuditEvent(
                 request_id=info.request_id if info else None,
+                subject=exc.subject if scoped else None,
                 source_ip=info.source_ip if info else None,
                 user_agent=info.user_agent if info else None,
                 tool=header(scope, b"mcp-name"),
                 decision="deny",
                 reason=exc.message,
-                outcome="unauthenticated",
+                outcome="denied" if scoped else "unavailable" if isinstance(exc, Unavailable) else "unauthenticated",
                 duration_ms=(perf_counter() - started) * 1000,
                 metadata={"method": header(scope, b"mcp-method") or scope.get("method")},
             )
