@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from bastion.audit.pipeline import AuditLog
-from bastion.audit.sqlite import SqliteAuditSink
+from bastion.audit.setup import build_audit_log
 from bastion.auth.apikey import ApiKeyAuthenticator
 from bastion.auth.keys import KeyStore
 from bastion.auth.oidc import OidcAuthenticator
@@ -69,11 +69,7 @@ def build_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     policy = PolicyFile(settings.policy_file, settings.policy.reload_check_seconds)
     engine = open_state(settings)
-    audit = AuditLog(
-        [SqliteAuditSink(settings.audit_db)],
-        queue_size=settings.audit.queue_size,
-        batch_size=settings.audit.batch_size,
-    )
+    audit = build_audit_log(settings)  # the spool and every configured sink (docs/audit.md)
     backend = MirrorBackend(settings)
     access = Access(policy, backend)
     services = Services(settings=settings, backend=backend, access=access, record=audit.record)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AuditCloudWatchSettings",
+    "AuditJsonlSettings",
     "AuditSettings",
     "AuthSettings",
     "GuardSettings",
@@ -151,10 +153,66 @@ class PolicySettings(BaseModel):
     )
 
 
+class AuditJsonlSettings(BaseModel):
+    """The JSON lines sink: one sealed event per line, rotated by size."""
+
+    path: Path | None = Field(default=None, description="The active file. Default: <data_dir>/audit.jsonl.")
+    max_bytes: int = Field(
+        default=104_857_600, gt=0, description="Rotate to <path>.<n> (n = 000001, 000002, ...) beyond this size."
+    )
+    keep: int = Field(default=0, ge=0, description="Rotated files kept (the oldest are deleted); 0 keeps all.")
+
+
+class AuditCloudWatchSettings(BaseModel):
+    """The CloudWatch Logs sink: one log stream per instance in one log group."""
+
+    log_group: str | None = Field(default=None, description="Log group (infrastructure creates it).")
+    log_stream_prefix: str | None = Field(
+        default=None, description="Stream name prefix; the stream is <prefix><instance_id>. Default: '<hostname>-'."
+    )
+    region: str | None = Field(default=None, description="AWS region. Default: AWS_REGION / the SDK's default.")
+    endpoint_url: str | None = Field(default=None, description="Another endpoint (tests: a local moto_server).")
+    create_log_group: bool = Field(default=False, description="Create the log group when it is missing.")
+
+
 class AuditSettings(BaseModel):
+    """Audit: every event goes through a local durable spool to every configured sink (docs/audit.md)."""
+
+    sinks: list[Literal["sqlite", "jsonl", "postgresql", "cloudwatch"]] = Field(
+        default_factory=lambda: ["sqlite"], min_length=1, description='Where events go, e.g. ["sqlite", "cloudwatch"].'
+    )
     sqlite_path: Path | None = Field(default=None, description="Audit database. Default: <data_dir>/audit.db.")
-    queue_size: int = Field(default=100_000, gt=0, description="Events held in memory while the sink catches up.")
+    jsonl: AuditJsonlSettings = Field(default_factory=AuditJsonlSettings)
+    postgresql_url: str | None = Field(
+        default=None,
+        description="PostgreSQL for the postgresql sink (postgresql+psycopg://user@host/db). Default: state_url.",
+    )
+    cloudwatch: AuditCloudWatchSettings = Field(default_factory=AuditCloudWatchSettings)
+    spool_path: Path | None = Field(default=None, description="Spool directory. Default: <data_dir>/audit-spool.")
+    spool_fsync_ms: int = Field(
+        default=100,
+        ge=0,
+        description=(
+            "0: fsync each group commit before the response (survives power loss; ~1-3 ms per request). N > 0: "
+            "the spool is fsynced every N ms in the background (survives a crash; power loss may lose N ms)."
+        ),
+    )
+    spool_retain_events: int = Field(
+        default=10_000, ge=0, description="Events kept in the spool after every sink has stored them."
+    )
+    wait_for_spool: bool = Field(
+        default=True,
+        description="Answer a request only once its audit event is in the spool. false: for benchmarks only.",
+    )
     batch_size: int = Field(default=500, gt=0, description="Events written per sink transaction.")
+    retry_max_seconds: float = Field(default=30.0, gt=0, description="Longest pause between retries of a sink.")
+    hmac_key_secret: str | None = Field(
+        default=None,
+        description=(
+            "Secret holding the hash chain's HMAC key: an environment variable name, or file:/path. "
+            "Unset: plain SHA-256 chain."
+        ),
+    )
 
 
 class RepoSettings(BaseModel):
@@ -206,6 +264,11 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    state_url: str | None = Field(
+        default=None,
+        description="Shared database for many instances (postgresql+psycopg://user@host:5432/db). Default: SQLite.",
+    )
+    state_password: SecretStr | None = Field(default=None, description="Password for state_url (injected secret).")
     repos: RepoSettings = Field(default_factory=RepoSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
@@ -236,6 +299,14 @@ class Settings(BaseSettings):
     @property
     def audit_db(self) -> Path:
         return (self.audit.sqlite_path or self.data_dir / "audit.db").expanduser().resolve()
+
+    @property
+    def audit_spool_dir(self) -> Path:
+        return (self.audit.spool_path or self.data_dir / "audit-spool").expanduser().resolve()
+
+    @property
+    def audit_jsonl(self) -> Path:
+        return (self.audit.jsonl.path or self.data_dir / "audit.jsonl").expanduser().resolve()
 
     @property
     def resource_url(self) -> str:

@@ -19,7 +19,7 @@ from bastion.audit.event import AuditEvent
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools import analyze, files, history, listing, search
-from bastion.tools.call import run_tool
+from bastion.tools.call import client_name, run_tool
 from bastion.tools.models import (
     AnalysisOut,
     CommitDetailOut,
@@ -85,18 +85,18 @@ class AuditEveryCall(Extension):
         if params.name not in TOOL_NAMES:
             # The spec makes an unknown tool a protocol error (-32602); the SDK would answer isError instead.
             message = f"Unknown tool: {params.name[:128]!r}; see tools/list"
-            self._record(params, ctx, message, started)
+            await self._record(params, ctx, message, started)
             raise MCPError(code=INVALID_PARAMS, message=message)
         token = _recorded.set(False)
         try:
             outcome = await call_next(ctx)
             if not _recorded.get():
-                self._record(params, ctx, outcome, started)
+                await self._record(params, ctx, outcome, started)
             return outcome
         finally:
             _recorded.reset(token)
 
-    def _record(
+    async def _record(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], outcome: Any, started: float
     ) -> None:
         scope: dict[str, Any] = getattr(ctx.request, "scope", None) or {}
@@ -106,13 +106,14 @@ class AuditEveryCall(Extension):
         if isinstance(outcome, CallToolResult) and outcome.content:
             text = str(getattr(outcome.content[0], "text", ""))[:500]
         failed = isinstance(outcome, str) or (isinstance(outcome, CallToolResult) and bool(outcome.is_error))
-        self.services.record(
+        receipt = self.services.record(
             AuditEvent.model_construct(
                 request_id=info.request_id if isinstance(info, RequestInfo) else None,
                 subject=principal.subject if isinstance(principal, Principal) else None,
                 groups=sorted(principal.groups) if isinstance(principal, Principal) else [],
                 auth_method=principal.auth_method if isinstance(principal, Principal) else None,
                 credential_id=principal.credential_id if isinstance(principal, Principal) else None,
+                client=client_name(ctx.session, info if isinstance(info, RequestInfo) else None),
                 source_ip=info.source_ip if isinstance(info, RequestInfo) else None,
                 user_agent=info.user_agent if isinstance(info, RequestInfo) else None,
                 tool=params.name[:128],
@@ -122,6 +123,8 @@ class AuditEveryCall(Extension):
                 outcome="invalid_input" if failed else "ok",
             )
         )
+        if receipt is not None:
+            await receipt  # in the durable spool before the answer leaves
 
 
 def build_mcp(services: Services) -> MCPServer:

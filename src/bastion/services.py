@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bastion.audit.event import AuditEvent
@@ -18,4 +18,5 @@ class Services:
     settings: Settings
     backend: RepositoryBackend
     access: Access
-    record: Callable[[AuditEvent], None]
+    # AuditLog.record: await the result before answering (the event is then in the durable spool).
+    record: Callable[[AuditEvent], Awaitable[None] | None]

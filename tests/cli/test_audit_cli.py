@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.audit.helpers import Sealer
 from typer.testing import CliRunner
 
 from bastion.audit.event import AuditEvent
+from bastion.audit.jsonl import JsonlAuditSink
 from bastion.audit.sqlite import SqliteAuditSink
 from bastion.cli.main import app
 from bastion.config import Settings
@@ -27,10 +30,15 @@ def _audit(data_dir: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+SEALERS: dict[Path, Sealer] = {}
+
+
 def _write(data_dir: Path, events: list[AuditEvent]) -> None:
+    """Store events as the server would: sealed into one instance's chain, continuing across calls."""
+    sealer = SEALERS.setdefault(data_dir, Sealer())
     sink = SqliteAuditSink(Settings(data_dir=data_dir).audit_db)
     try:
-        sink.write(events)
+        sink.write(sealer(events))
     finally:
         sink.close()
 
@@ -186,3 +194,60 @@ def test_tail_follow_prints_new_events_and_exits_cleanly_on_ctrl_c(data_dir: Pat
     assert process.returncode == 0
     assert "Traceback" not in stderr
     assert "Aborted" not in stderr
+
+
+def test_verify_passes_an_intact_log_and_names_what_it_checked(data_dir: Path) -> None:
+    code, out, _ = _audit(data_dir, "verify")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "sqlite: 4 records, 1 instance(s): OK"
+    assert lines[1] == "  instance test0instance000: 4 records, seq 1-4"
+
+
+def test_verify_reports_an_edited_record_and_exits_1(data_dir: Path) -> None:
+    database = Settings(data_dir=data_dir).audit_db
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE audit_events SET event = replace(event, '\"bob\"', '\"eve\"') WHERE seq = 3")
+    connection.close()
+    code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite")
+    assert code == 1
+    assert "sqlite: 4 records, 1 instance(s): 1 problem(s)" in out
+    assert "  modified    instance test0instance000, seq 3, position 3: its content does not match its hash" in out
+    code, out, _ = _audit(data_dir, "verify", "--json")
+    assert code == 1
+    [report] = json.loads(out)
+    assert [(problem["kind"], problem["seq"]) for problem in report["problems"]] == [("modified", 3)]
+
+
+def test_export_writes_the_sealed_lines_for_a_siem(data_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "siem.jsonl"
+    code, _, err = _audit(data_dir, "export", "--since", "1h", "--output", str(target))
+    assert code == 0
+    assert "exported 3 events (jsonl) from sqlite" in err
+    documents = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [(document["seq"], document["subject"]) for document in documents] == [
+        (2, "alice"),
+        (3, "bob"),
+        (4, "alice"),
+    ]
+    assert all(document["hash"].startswith("sha256:") for document in documents)
+    code, out, _ = _audit(data_dir, "export")  # everything, to stdout
+    assert code == 0
+    assert len(out.splitlines()) == 4
+
+
+def test_sink_option_reads_the_jsonl_sink(data_dir: Path) -> None:
+    path = Settings(data_dir=data_dir).audit_jsonl
+    JsonlAuditSink(path).write(Sealer("jsonl0instance00")([AuditEvent(subject="zoe", tool="list_repositories")]))
+    code, out, _ = _audit(data_dir, "tail", "--sink", "jsonl", "--json")
+    assert code == 0
+    assert [json.loads(line)["subject"] for line in out.splitlines()] == ["zoe"]
+    code, out, _ = _audit(data_dir, "verify", "--sink", "jsonl", "--sink", "sqlite")
+    assert code == 0
+    assert out.splitlines()[0] == "jsonl: 1 records, 1 instance(s): OK"
+
+
+def test_a_missing_jsonl_file_is_explained(tmp_path: Path) -> None:
+    code, _, err = _audit(tmp_path, "search", "--sink", "jsonl")
+    assert code == 1
+    assert f"no audit file at {tmp_path / 'audit.jsonl'} yet" in " ".join(err.split())

@@ -49,3 +49,8 @@ class AuditEvent(BaseModel):
     duration_ms: float = 0.0
     outcome: Outcome = "ok"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The hash chain, filled in by the spool's single writer (bastion.audit.chain); None until then.
+    instance_id: str | None = None  # the server instance (data dir + spool slot) that recorded the event
+    seq: int | None = None  # 1, 2, 3, ... per instance, without gaps
+    prev_hash: str | None = None  # `hash` of the same instance's previous event (None for seq 1)
+    hash: str | None = None  # "sha256:<hex>" or "hmac-sha256:<hex>" of the canonical JSON of everything else

@@ -1,24 +1,51 @@
-"""Where audit events go. Several sinks may run at once; each gets every event."""
+"""Where audit events go. Several sinks may run at once; each gets every event, in order, from the spool."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from bastion.audit.event import AuditEvent
 
-__all__ = ["AuditQuery", "AuditSink", "QueryableSink"]
+__all__ = ["AuditQuery", "AuditSink", "QueryableSink", "SealedEvent", "StoredLine"]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEvent:
+    """One event as the spool sealed it: its place in the instance's chain and the exact JSON line every sink
+    stores verbatim (so any copy can be verified), plus the columns sinks index, taken from the same event."""
+
+    instance_id: str
+    seq: int
+    event_id: str
+    time: datetime  # aware, UTC
+    subject: str | None
+    repo: str | None
+    decision: str
+    tool: str | None
+    outcome: str
+    hash: str  # the chain hash, also inside `line`
+    line: str  # canonical JSON of the whole event, `hash` included (bastion.audit.chain)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLine:
+    """A line as a sink holds it, with its storage position (what `verify` checks the order of)."""
+
+    position: int
+    line: str
 
 
 class AuditSink(Protocol):
-    """Receives batches of events in order. `write` may block; it is never called on the event loop."""
+    """Receives sealed events in seq order. `write` may block; it is never called on the event loop."""
 
     name: str
 
-    def write(self, events: Sequence[AuditEvent]) -> None:
-        """Persist the batch, or raise (the pipeline keeps the batch and retries)."""
+    def write(self, events: Sequence[SealedEvent]) -> None:
+        """Store the batch, or raise (the pipeline keeps the batch in the spool and retries it). Must be
+        idempotent: after an ambiguous failure the same events (same `event_id`) may come again."""
         ...
 
     def close(self) -> None: ...
@@ -36,8 +63,12 @@ class AuditQuery:
 
 
 class QueryableSink(AuditSink, Protocol):
-    """A sink that can also answer `bastion audit tail/search`."""
+    """A sink that can also answer `bastion audit tail/search/export/verify`."""
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
         """Matching events with their storage position, oldest first (the newest `limit` of them)."""
+        ...
+
+    def scan(self, since: datetime | None = None) -> Iterator[StoredLine]:
+        """Every stored line (from `since` on, when given) in storage order, exactly as stored."""
         ...

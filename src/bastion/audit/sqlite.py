@@ -1,4 +1,4 @@
-"""The default audit sink: one SQLite file, written in batches by the pipeline's writer thread.
+"""The default audit sink: one SQLite file, written in batches by the pipeline's delivery thread.
 
 Written with the standard library's sqlite3 rather than SQLAlchemy Core. Measured on this machine with the same
 table and indexes, batches of 500: ~50-60k events/s here against ~36-53k with Core's multi-row INSERT; the cost is
@@ -6,27 +6,28 @@ index upkeep, the JSON and the fsync, not the driver. What decides it is control
 `BEGIN IMMEDIATE` and `ON CONFLICT DO NOTHING` exactly as written, in a thread that must keep working. The audit
 database is its own file (`<data_dir>/audit.db`), not the state store, so writing it never contends with keys.
 
-Each row keeps the indexed columns `bastion audit search` filters on, plus the whole event as JSON, so a new field
-in `AuditEvent` needs no migration to be stored.
+Each row keeps the indexed columns `bastion audit search` filters on, plus the sealed event line exactly as the spool
+wrote it (canonical JSON with its chain hash), so `bastion audit verify` can check every row and a new field in
+`AuditEvent` needs no migration to be stored. Rows are stored in seq order per instance; `id` is the storage order.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
+from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
 from bastion.errors import ConfigError
 from bastion.store.db import ensure_private_file
 
 __all__ = ["SqliteAuditSink", "format_time"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5_000
 
 _SCHEMA = """
@@ -39,18 +40,28 @@ CREATE TABLE IF NOT EXISTS audit_events (
     decision TEXT NOT NULL,
     tool TEXT,
     outcome TEXT NOT NULL,
-    event TEXT NOT NULL                    -- the whole AuditEvent as JSON
+    event TEXT NOT NULL,                   -- the sealed event line (canonical JSON with its chain hash)
+    instance_id TEXT,
+    seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS ix_audit_time ON audit_events (time);
+CREATE INDEX IF NOT EXISTS ix_audit_chain ON audit_events (instance_id, seq);
 CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit_events (subject);
 CREATE INDEX IF NOT EXISTS ix_audit_repo ON audit_events (repo);
 CREATE INDEX IF NOT EXISTS ix_audit_decision ON audit_events (decision);
 CREATE INDEX IF NOT EXISTS ix_audit_tool ON audit_events (tool);
 """
 
+# Version 1 (before the hash chain) lacked the chain columns; its rows stay and `verify` reports them as unsealed.
+_UPGRADE_FROM_1 = """
+ALTER TABLE audit_events ADD COLUMN instance_id TEXT;
+ALTER TABLE audit_events ADD COLUMN seq INTEGER;
+CREATE INDEX IF NOT EXISTS ix_audit_chain ON audit_events (instance_id, seq);
+"""
+
 _INSERT = (
-    "INSERT INTO audit_events (event_id, time, subject, repo, decision, tool, outcome, event) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    "INSERT INTO audit_events (event_id, time, subject, repo, decision, tool, outcome, event, instance_id, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
 )
 
 
@@ -91,10 +102,15 @@ class SqliteAuditSink:
             try:
                 version = self._writer.execute("PRAGMA user_version").fetchone()[0]
                 self._refuse_newer(version)
-                if version < SCHEMA_VERSION:
+                if version == 1:
+                    for statement in _UPGRADE_FROM_1.split(";"):
+                        if statement.strip():
+                            self._writer.execute(statement)
+                elif version < SCHEMA_VERSION:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             self._writer.execute(statement)
+                if version < SCHEMA_VERSION:
                     self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._writer.execute("COMMIT")
             except BaseException:
@@ -108,7 +124,7 @@ class SqliteAuditSink:
                 f"understands ({SCHEMA_VERSION}); upgrade bastion"
             )
 
-    def write(self, events: Sequence[AuditEvent]) -> None:
+    def write(self, events: Sequence[SealedEvent]) -> None:
         """Insert the batch in one transaction; events already stored (same `event_id`) are skipped."""
         rows = [
             (
@@ -119,7 +135,9 @@ class SqliteAuditSink:
                 event.decision,
                 event.tool,
                 event.outcome,
-                event.model_dump_json(),
+                event.line,
+                event.instance_id,
+                event.seq,
             )
             for event in events
         ]
@@ -165,6 +183,29 @@ class SqliteAuditSink:
         if order == "DESC":
             rows.reverse()
         return [(row_id, AuditEvent.model_validate_json(event_json)) for row_id, event_json in rows]
+
+    def scan(self, since: datetime | None = None) -> Iterator[StoredLine]:
+        """Every stored line in storage order (`id`), from `since` on when given."""
+        reader = _connect(self.path)
+        try:
+            last_id = 0
+            while True:  # pages, so a huge log is never held in memory at once
+                if since is None:
+                    rows = reader.execute(
+                        "SELECT id, event FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000", (last_id,)
+                    ).fetchall()
+                else:
+                    rows = reader.execute(
+                        "SELECT id, event FROM audit_events WHERE id > ? AND time >= ? ORDER BY id LIMIT 5000",
+                        (last_id, format_time(since)),
+                    ).fetchall()
+                if not rows:
+                    return
+                for row_id, line in rows:
+                    yield StoredLine(row_id, line)
+                last_id = rows[-1][0]
+        finally:
+            reader.close()
 
     def close(self) -> None:
         with self._write_lock:

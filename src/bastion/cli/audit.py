@@ -1,25 +1,33 @@
-"""`bastion audit`: read the SQLite audit log (`tail`, `tail -f`, `search`)."""
+"""`bastion audit`: read and check the audit log in any queryable sink (`tail`, `tail -f`, `search`, `export`,
+`verify`). `--sink` picks one of the configured sinks (sqlite, jsonl, postgresql, cloudwatch); the default is the
+first of BASTION_AUDIT__SINKS."""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, TextIO
 
 import typer
 
 from bastion.audit.event import AuditEvent
 from bastion.audit.render import render_json, render_line
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
+from bastion.audit.setup import chain_key, open_sink
+from bastion.audit.sink import AuditQuery, QueryableSink
+from bastion.audit.spool import read_heads
+from bastion.audit.verify import VerifyReport, verify_lines
 from bastion.cli.common import fail, settings_from
 from bastion.cli.keys import parse_duration, parse_instant
+from bastion.config import Settings
 from bastion.errors import BastionError
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Read the audit log: who called what, on which repository, with what result.")
+app = typer.Typer(help="Read and verify the audit log: who called what, on which repository, with what result.")
 
 FOLLOW_BATCH = 500
 
@@ -30,15 +38,46 @@ class DecisionChoice(StrEnum):
     none = "none"
 
 
-def _open(ctx: typer.Context) -> SqliteAuditSink:
-    path = settings_from(ctx).audit_db
-    if not path.exists():
-        raise fail(
-            f"no audit database at {path} yet: the server creates it when it starts "
+class SinkChoice(StrEnum):
+    sqlite = "sqlite"
+    jsonl = "jsonl"
+    postgresql = "postgresql"
+    cloudwatch = "cloudwatch"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+
+
+SinkOption = Annotated[
+    SinkChoice | None, typer.Option("--sink", help="Which sink to read (default: the first configured one).")
+]
+
+
+def _missing(settings: Settings, name: str) -> str | None:
+    """Why a local sink has nothing to read yet, or None."""
+    if name == "sqlite" and not settings.audit_db.exists():
+        return (
+            f"no audit database at {settings.audit_db} yet: the server creates it when it starts "
             "(use --data-dir, or BASTION_AUDIT__SQLITE_PATH, to read another one)"
         )
+    if (
+        name == "jsonl"
+        and not settings.audit_jsonl.exists()
+        and not list(settings.audit_jsonl.parent.glob(settings.audit_jsonl.name + ".*"))
+    ):
+        return f"no audit file at {settings.audit_jsonl} yet (BASTION_AUDIT__JSONL__PATH reads another one)"
+    return None
+
+
+def _open(ctx: typer.Context, sink: SinkChoice | None) -> QueryableSink:
+    settings = settings_from(ctx)
+    name = sink.value if sink is not None else settings.audit.sinks[0]
+    missing = _missing(settings, name)
+    if missing:
+        raise fail(missing)
     try:
-        return SqliteAuditSink(path)
+        return open_sink(settings, name)
     except BastionError as error:
         raise fail(error) from error
 
@@ -58,6 +97,15 @@ def _print(rows: list[tuple[int, AuditEvent]], as_json: bool) -> None:
         typer.echo(render_json(event, position) if as_json else render_line(event))
 
 
+def _query(sink: QueryableSink, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
+    try:
+        return sink.query(query)
+    except BastionError as error:
+        raise fail(error) from error
+    except Exception as error:  # a remote sink that is down or refuses us: say so, no traceback
+        raise fail(f"audit sink {sink.name}: {type(error).__name__}: {error}") from error
+
+
 @app.command()
 def tail(
     ctx: typer.Context,
@@ -65,23 +113,24 @@ def tail(
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new events until Ctrl-C.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.05, hidden=True, help="Seconds between polls.")] = 1.0,
+    sink_name: SinkOption = None,
 ) -> None:
     """The newest events, oldest first; with -f, then every new one as it is written."""
-    sink = _open(ctx)
+    sink = _open(ctx, sink_name)
     try:
-        rows = sink.query(AuditQuery(limit=lines))
+        rows = _query(sink, AuditQuery(limit=lines))
         _print(rows, as_json)
         if not follow:
             return
         if rows:
             last_id = rows[-1][0]
         else:  # -n 0, or an empty log: start after whatever is there now
-            newest = sink.query(AuditQuery(limit=1))
+            newest = _query(sink, AuditQuery(limit=1))
             last_id = newest[-1][0] if newest else 0
         try:
             while True:
                 time.sleep(interval)
-                while rows := sink.query(AuditQuery(after_id=last_id, limit=FOLLOW_BATCH)):
+                while rows := _query(sink, AuditQuery(after_id=last_id, limit=FOLLOW_BATCH)):
                     _print(rows, as_json)
                     last_id = rows[-1][0]
         except KeyboardInterrupt:  # Ctrl-C is how -f ends: leave quietly, exit status 0
@@ -102,6 +151,7 @@ def search(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many (the newest).")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    sink_name: SinkOption = None,
 ) -> None:
     """Events matching every filter given, oldest first."""
     query = AuditQuery(
@@ -112,11 +162,106 @@ def search(
         since=_since(since),
         limit=limit,
     )
-    sink = _open(ctx)
+    sink = _open(ctx, sink_name)
     try:
-        rows = sink.query(query)
+        rows = _query(sink, query)
     finally:
         sink.close()
     if not rows and not as_json:
         typer.echo("No matching audit events.", err=True)
     _print(rows, as_json)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events from this long ago (1h, 2d) or this time on.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    export_format: Annotated[ExportFormat, typer.Option("--format", help="jsonl: one sealed event per line.")] = (
+        ExportFormat.jsonl
+    ),
+    sink_name: SinkOption = None,
+) -> None:
+    """Every stored event, in storage order, exactly as sealed (chain fields included, so a SIEM can verify)."""
+    moment = _since(since)
+    sink = _open(ctx, sink_name)
+    count = 0
+    handle: TextIO = output.open("w", encoding="utf-8") if output is not None else sys.stdout
+    try:
+        for stored in sink.scan(moment):
+            handle.write(stored.line + "\n")
+            count += 1
+    except BastionError as error:
+        raise fail(error) from error
+    finally:
+        if output is not None:
+            handle.close()
+        sink.close()
+    typer.echo(f"exported {count} events ({export_format.value}) from {sink.name}", err=True)
+
+
+def _print_report(report: VerifyReport) -> None:
+    state = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    typer.echo(f"{report.sink}: {report.records} records, {len(report.instances)} instance(s): {state}")
+    for instance in report.instances:
+        span = f"seq {instance.first_seq}-{instance.last_seq}"
+        typer.echo(f"  instance {instance.instance_id}: {instance.records} records, {span}")
+    for problem in report.problems:
+        typer.echo(f"  {problem.render()}")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    sinks: Annotated[
+        list[SinkChoice] | None,
+        typer.Option("--sink", help="Sink to verify (repeatable; default: every configured sink)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The reports as one JSON document.")] = False,
+) -> None:
+    """Check the hash chain: report modified, deleted, inserted and reordered records, and gaps. Exit 1 if any."""
+    settings = settings_from(ctx)
+    try:
+        key = chain_key(settings)
+    except BastionError as error:
+        raise fail(error) from error
+    heads = read_heads(settings.audit_spool_dir) if settings.audit_spool_dir.is_dir() else []
+    names = [choice.value for choice in sinks] if sinks else list(dict.fromkeys(settings.audit.sinks))
+    reports: list[VerifyReport] = []
+    for name in names:
+        sink = _open(ctx, SinkChoice(name))
+        try:
+            reports.append(verify_lines(name, sink.scan(), key=key, heads=heads))
+        except BastionError as error:
+            raise fail(error) from error
+        except Exception as error:
+            raise fail(f"audit sink {name}: {type(error).__name__}: {error}") from error
+        finally:
+            sink.close()
+    if as_json:
+        document = [
+            {
+                "sink": report.sink,
+                "records": report.records,
+                "ok": report.ok,
+                "instances": [
+                    {
+                        "instance_id": instance.instance_id,
+                        "records": instance.records,
+                        "first_seq": instance.first_seq,
+                        "last_seq": instance.last_seq,
+                    }
+                    for instance in report.instances
+                ],
+                "problems": [problem.as_dict() for problem in report.problems],
+            }
+            for report in reports
+        ]
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        for report in reports:
+            _print_report(report)
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)

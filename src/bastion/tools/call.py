@@ -23,7 +23,7 @@ from bastion.tools.access import AuthorizedRef
 from bastion.transport.authn import PRINCIPAL_KEY
 from bastion.transport.edge import REQUEST_INFO_KEY
 
-__all__ = ["ERROR_META_KEY", "ToolCall", "error_result", "run_tool"]
+__all__ = ["ERROR_META_KEY", "ToolCall", "client_name", "error_result", "run_tool"]
 
 logger = logging.getLogger(__name__)
 ERROR_META_KEY = "mcp-bastion/error"
@@ -95,9 +95,13 @@ def _identity(ctx: Context) -> tuple[Principal, RequestInfo | None]:
 
 
 def _client_name(ctx: Context, info: RequestInfo | None) -> str | None:
+    return client_name(ctx.request_context.session, info)
+
+
+def client_name(session: Any, info: RequestInfo | None) -> str | None:
     """The MCP clientInfo name (modern requests carry it on every call; legacy ones only in the handshake, which
     a stateless server does not keep), else the User-Agent."""
-    params = ctx.request_context.session.client_params
+    params = session.client_params
     if params is not None and params.client_info.name:
         version = params.client_info.version
         return f"{params.client_info.name}/{version}"[:128] if version else params.client_info.name[:128]
@@ -138,7 +142,7 @@ async def run_tool(
             content=[TextContent(type="text", text=f"internal error: the server logged it (request id {request_id})")],
             is_error=True,
         )
-    services.record(
+    receipt = services.record(
         AuditEvent.model_construct(
             request_id=info.request_id if info else None,
             subject=principal.subject if principal else None,
@@ -162,6 +166,8 @@ async def run_tool(
             metadata=call.metadata if call else {},
         )
     )
+    if receipt is not None:
+        await receipt  # the event is in the durable spool before the answer leaves (docs/audit.md)
     return result
 
 

@@ -7,7 +7,7 @@ Authenticators are tried in order; the first whose `accepts()` recognises the to
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,7 +32,7 @@ class AuthenticationMiddleware:
         app: ASGIApp,
         authenticators: Sequence[Authenticator],
         *,
-        record: Callable[[AuditEvent], None],
+        record: Callable[[AuditEvent], Awaitable[None] | None],
         challenge: Callable[[Unauthenticated], str],
     ) -> None:
         self.app = app
@@ -48,14 +48,14 @@ class AuthenticationMiddleware:
         try:
             principal = await self._authenticate(scope)
         except Unauthenticated as exc:  # 401, or 403 for InsufficientScope
-            self._audit_failure(scope, exc, started)
+            await self._audit_failure(scope, exc, started)
             headers = {"WWW-Authenticate": self.challenge(exc)}
             await send_json_error(send, exc.http_status, exc.error, exc.message, headers=headers)
             return
         except Unavailable as exc:
             # The credential could not be checked (the identity provider's keys are unreachable): not the caller's
             # fault, so a 503 to retry, never a challenge that would send the client to log in again.
-            self._audit_failure(scope, exc, started)
+            await self._audit_failure(scope, exc, started)
             retry = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
             await send_json_error(send, 503, "temporarily_unavailable", exc.message, headers=retry)
             return
@@ -89,10 +89,10 @@ class AuthenticationMiddleware:
             raise Unauthenticated("the Authorization header must be 'Bearer <credential>'", error="invalid_request")
         return token
 
-    def _audit_failure(self, scope: Scope, exc: BastionError, started: float) -> None:
+    async def _audit_failure(self, scope: Scope, exc: BastionError, started: float) -> None:
         info: RequestInfo | None = scope.get(REQUEST_INFO_KEY)
         scoped = isinstance(exc, InsufficientScope)  # authenticated, but not allowed: a denial with a subject
-        self.record(
+        receipt = self.record(
             AuditEvent(
                 request_id=info.request_id if info else None,
                 subject=exc.subject if scoped else None,
@@ -106,3 +106,5 @@ class AuthenticationMiddleware:
                 metadata={"method": header(scope, b"mcp-method") or scope.get("method")},
             )
         )
+        if receipt is not None:
+            await receipt  # in the durable spool before the 401 leaves

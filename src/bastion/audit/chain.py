@@ -1,0 +1,103 @@
+"""The hash chain that makes tampering with stored audit events detectable.
+
+Each instance (one data directory + spool slot) numbers its events 1, 2, 3, ... and seals each one:
+
+    document  = the event as JSON (pydantic's JSON mode), with instance_id, seq and prev_hash set, without hash
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    hash      = "sha256:" + sha256(canonical).hexdigest()                  (no key configured)
+              | "hmac-sha256:" + HMAC-SHA256(key, canonical).hexdigest()   (BASTION_AUDIT__HMAC_KEY_SECRET)
+
+`prev_hash` is the previous event's `hash` (None for seq 1), so the canonical bytes bind each event to the
+whole history before it. The stored line is the canonical JSON of the document with `hash` added (keys still
+sorted): every sink stores that line verbatim, and `verify` recomputes the hash from it.
+
+Without a key anyone who can write to a sink can also recompute hashes; the chain then still catches edits,
+deletions, insertions and reordering made without doing so, and `verify` compares a sink with the spool's own
+head. With an HMAC key (held outside the sinks) a forged record cannot be sealed at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bastion.audit.event import AuditEvent
+from bastion.audit.sink import SealedEvent
+
+__all__ = ["HMAC_SHA256", "SHA256", "Chain", "canonical", "document_hash", "event_document"]
+
+logger = logging.getLogger(__name__)
+
+SHA256 = "sha256"
+HMAC_SHA256 = "hmac-sha256"
+
+
+def canonical(document: dict[str, Any]) -> str:
+    """Sorted keys, no whitespace, UTF-8 as is: the one text form that is hashed and stored."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def document_hash(document: dict[str, Any], key: bytes | None) -> str:
+    """The hash of `document` (which must not contain `hash`)."""
+    payload = canonical(document).encode("utf-8")
+    if key is None:
+        return f"{SHA256}:{hashlib.sha256(payload).hexdigest()}"
+    return f"{HMAC_SHA256}:{hmac.new(key, payload, hashlib.sha256).hexdigest()}"
+
+
+def event_document(event: AuditEvent) -> dict[str, Any]:
+    """The event as a JSON document. Never raises: an unserialisable `metadata` value is replaced by its repr,
+    because recording must not fail a request."""
+    try:
+        document = event.model_dump(mode="json")
+        canonical(document)  # NaN and friends are refused here rather than when sealing
+    except (ValueError, TypeError) as exc:
+        logger.warning("audit event %s: metadata is not JSON (%s); storing its repr", event.event_id, exc)
+        document = event.model_copy(update={"metadata": {"unserializable": repr(event.metadata)[:1000]}}).model_dump(
+            mode="json"
+        )
+    return document
+
+
+def _time(event: AuditEvent) -> datetime:
+    moment = event.time
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Chain:
+    """The head of one instance's chain. `seal` is not thread-safe: the spool calls it under its lock, which
+    is what makes the order of `seq` the order of `record()` calls."""
+
+    def __init__(self, instance_id: str, seq: int = 0, head_hash: str | None = None, key: bytes | None = None) -> None:
+        self.instance_id = instance_id
+        self.seq = seq  # the last seq sealed
+        self.head_hash = head_hash  # its hash
+        self.key = key
+
+    def seal(self, event: AuditEvent) -> SealedEvent:
+        document = event_document(event)
+        document.pop("hash", None)
+        seq = self.seq + 1
+        document["instance_id"] = self.instance_id
+        document["seq"] = seq
+        document["prev_hash"] = self.head_hash
+        digest = document_hash(document, self.key)
+        document["hash"] = digest
+        self.seq, self.head_hash = seq, digest
+        return SealedEvent(
+            instance_id=self.instance_id,
+            seq=seq,
+            event_id=str(document.get("event_id")),
+            time=_time(event),
+            subject=event.subject,
+            repo=event.repo,
+            decision=str(event.decision),
+            tool=event.tool,
+            outcome=str(event.outcome),
+            hash=digest,
+            line=canonical(document),
+        )

@@ -1,0 +1,192 @@
+"""`verify` finds every kind of tampering in a real SQLite file and a real PostgreSQL table: an edited record,
+a deleted one, an inserted one, a reordering, a re-hashed edit, a truncated end; and passes an intact log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from tests.audit.helpers import Sealer
+
+from bastion.audit.chain import document_hash
+from bastion.audit.event import AuditEvent
+from bastion.audit.postgres import PostgresAuditSink
+from bastion.audit.sink import QueryableSink, SealedEvent
+from bastion.audit.spool import SpoolHead
+from bastion.audit.sqlite import SqliteAuditSink
+from bastion.audit.verify import VerifyReport, verify_lines
+
+INSTANCE = "test0instance000"
+Execute = Callable[[str, dict[str, Any]], list[Any]]
+
+
+class Store:
+    """A sink holding ten sealed events, and raw SQL on its table (what someone with database access can do)."""
+
+    def __init__(self, name: str, sink: QueryableSink, execute: Execute, sealed: list[SealedEvent]) -> None:
+        self.name = name
+        self.sink = sink
+        self.execute = execute
+        self.sealed = sealed
+
+    def verify(self, heads: list[SpoolHead] | None = None, key: bytes | None = None) -> VerifyReport:
+        return verify_lines(self.name, self.sink.scan(), key=key, heads=heads or [])
+
+    def line(self, seq: int) -> str:
+        return self.execute("SELECT event FROM audit_events WHERE seq = :seq", {"seq": seq})[0][0]
+
+
+def _ten(sink: QueryableSink) -> list[SealedEvent]:
+    sealed = Sealer(INSTANCE)(
+        [AuditEvent(subject=f"user{number}", tool="get_file_contents") for number in range(1, 11)]
+    )
+    sink.write(sealed)
+    return sealed
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Generator[Store]:
+    if request.param == "sqlite":
+        sink = SqliteAuditSink(tmp_path / "audit.db")
+        connection = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+
+        def execute_sqlite(sql: str, parameters: dict[str, Any]) -> list[Any]:
+            return connection.execute(sql, parameters).fetchall()
+
+        try:
+            yield Store("sqlite", sink, execute_sqlite, _ten(sink))
+        finally:
+            connection.close()
+            sink.close()
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        pg_sink = PostgresAuditSink(url)
+        sealed = _ten(pg_sink)
+        engine = sa.create_engine(url)
+
+        def execute_pg(sql: str, parameters: dict[str, Any]) -> list[Any]:
+            with engine.begin() as connection:
+                result = connection.execute(sa.text(sql), parameters)
+                return list(result) if result.returns_rows else []
+
+        try:
+            yield Store("postgresql", pg_sink, execute_pg, sealed)
+        finally:
+            engine.dispose()
+            pg_sink.close()
+
+
+def _problems(report: VerifyReport) -> list[tuple[str, int | None]]:
+    return [(problem.kind, problem.seq) for problem in report.problems]
+
+
+def test_an_intact_log_verifies(store: Store) -> None:
+    report = store.verify()
+    assert report.ok, [problem.render() for problem in report.problems]
+    assert report.records == 10
+    assert [(i.instance_id, i.records, i.first_seq, i.last_seq) for i in report.instances] == [(INSTANCE, 10, 1, 10)]
+
+
+def test_an_edited_record_is_reported_as_modified(store: Store) -> None:
+    edited = store.line(4).replace('"subject":"user4"', '"subject":"mallory"')
+    store.execute("UPDATE audit_events SET event = :event WHERE seq = 4", {"event": edited})
+    report = store.verify()
+    assert _problems(report) == [("modified", 4)]
+    assert report.problems[0].detail == "its content does not match its hash"
+
+
+def test_an_edit_with_a_recomputed_hash_breaks_the_chain(store: Store) -> None:
+    document = json.loads(store.line(3))
+    document.pop("hash")
+    document["subject"] = "mallory"
+    document["hash"] = document_hash(document, None)  # the attacker knows the algorithm (no HMAC key)
+    forged = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    store.execute("UPDATE audit_events SET event = :event WHERE seq = 3", {"event": forged})
+    report = store.verify()
+    assert _problems(report) == [("modified", 3)]
+    assert "the chain breaks after it: seq 4's prev_hash is not its hash" in report.problems[0].detail
+
+
+def test_a_deleted_record_is_reported_as_a_gap(store: Store) -> None:
+    store.execute("DELETE FROM audit_events WHERE seq IN (5, 6)", {})
+    report = store.verify()
+    assert _problems(report) == [("deleted", 5)]
+    assert report.problems[0].render() == (
+        f"deleted     instance {INSTANCE}, seq 5: seq 5-6 missing between seq 4 and 7"
+    )
+
+
+def test_deleting_the_first_records_is_reported(store: Store) -> None:
+    store.execute("DELETE FROM audit_events WHERE seq = 1", {})
+    assert [problem.detail for problem in store.verify().problems] == ["seq 1 missing before the first stored record"]
+
+
+def test_deleting_the_last_records_is_caught_by_the_spools_head(store: Store) -> None:
+    last = store.sealed[-1]
+    store.execute("DELETE FROM audit_events WHERE seq >= 9", {})
+    assert store.verify().ok  # nothing inside the sink can tell...
+    head = SpoolHead(Path("slot-0.db"), INSTANCE, 10, last.hash, {store.name: 10})
+    report = store.verify(heads=[head])  # ...but the spool knows the sink had stored up to seq 10
+    assert _problems(report) == [("deleted", 9)]
+    assert (
+        report.problems[0].detail
+        == "seq 9-10 missing at the end (the spool slot-0.db says this sink stored up to seq 10)"
+    )
+
+
+def test_an_inserted_record_is_reported(store: Store) -> None:
+    document = json.loads(store.line(6))
+    document.pop("hash")
+    document.update(event_id="f" * 32, subject="ghost")
+    document["hash"] = document_hash(document, None)
+    forged = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    store.execute(
+        "INSERT INTO audit_events (event_id, time, subject, decision, outcome, instance_id, seq, event) "
+        "VALUES (:event_id, :time, 'ghost', 'none', 'ok', :instance, 6, :event)",
+        {"event_id": "f" * 32, "time": store.sealed[5].time, "instance": INSTANCE, "event": forged},
+    )
+    report = store.verify()
+    assert _problems(report) == [("inserted", 6)]
+    assert report.problems[0].detail.startswith("a second record for seq 6 that is not part of the chain")
+    assert report.problems[0].position == 11  # the forged row, not the genuine one
+
+
+def test_an_inserted_record_without_chain_fields_is_reported(store: Store) -> None:
+    plain = AuditEvent(event_id="a" * 32, subject="ghost").model_dump_json()
+    store.execute(
+        "INSERT INTO audit_events (event_id, time, subject, decision, outcome, event) "
+        "VALUES (:event_id, :time, 'ghost', 'none', 'ok', :event)",
+        {"event_id": "a" * 32, "time": store.sealed[0].time, "event": plain},
+    )
+    report = store.verify()
+    assert [(problem.kind, problem.position) for problem in report.problems] == [("inserted", 11)]
+    assert "has no chain fields" in report.problems[0].detail
+
+
+def test_reordered_records_are_reported(store: Store) -> None:
+    seven, eight = store.line(7), store.line(8)
+    # Swap the stored contents of two rows: each row is intact, but seq 8 is now stored before seq 7.
+    store.execute("UPDATE audit_events SET event = :event, seq = 0 WHERE seq = 7", {"event": eight})
+    store.execute("UPDATE audit_events SET event = :event, seq = 7 WHERE seq = 8", {"event": seven})
+    report = store.verify()
+    assert _problems(report) == [("reordered", 7)]
+    assert report.problems[0].detail == "stored after seq 8"
+
+
+def test_a_log_sealed_with_an_hmac_key_needs_the_key(tmp_path: Path) -> None:
+    key = b"k" * 32
+    sink = SqliteAuditSink(tmp_path / "audit.db")
+    try:
+        sink.write(Sealer(INSTANCE, key=key)([AuditEvent(subject="alice"), AuditEvent(subject="bob")]))
+        assert verify_lines("sqlite", sink.scan(), key=key).ok
+        unkeyed = verify_lines("sqlite", sink.scan())
+        assert [problem.kind for problem in unkeyed.problems] == ["unverifiable"]
+        wrong = verify_lines("sqlite", sink.scan(), key=b"w" * 32)
+        assert _problems(wrong) == [("modified", 1), ("modified", 2)]
+    finally:
+        sink.close()
