@@ -55,7 +55,7 @@ def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, em
     return "\n".join(
         [
             "# Claude Code: run once (adds the server for your user)",
-            f"claude mcp add --transport http --scope user {name} {url} --header {header}",
+            f"claude mcp add --transport http --scope user {shlex.quote(name)} {shlex.quote(url)} --header {header}",
             "",
             f"# or commit this as .mcp.json in a repository (Claude Code expands ${{{ENV_VAR}}} from the environment):",
             _json(project),

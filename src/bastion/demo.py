@@ -10,7 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bastion.auth.keys import KeyStore
+from bastion.auth.keys import KeyStore, keys_match, parse_key_id
 from bastion.cli.common import console
 from bastion.clients import render_client_config
 from bastion.config import Settings
@@ -44,7 +44,7 @@ rules:
 
   - name: vault-locked
     effect: deny
-    description: Production credentials are never readable through an assistant; ask #security
+    description: "Production credentials are never readable through an assistant; ask #security"
     repositories: ["acme/vault"]
     subjects: {users: ["*"]}
 """
@@ -64,13 +64,28 @@ async def _mirror_all(settings: Settings, origins: dict[str, Path]) -> None:
             await add_repository(settings, path.resolve().as_uri(), name=name)
 
 
+def _usable_key(store: KeyStore, key_file: Path) -> str | None:
+    """The key saved by an earlier run, if it still authenticates. A revoked or expired key (they live 90 days),
+    or one from a state store that was since deleted, would have the demo print a key every request refuses."""
+    if not key_file.exists():
+        return None
+    key = key_file.read_text().strip()
+    key_id = parse_key_id(key)
+    record = store.get(key_id) if key_id else None
+    if record is None or not keys_match(key, record.key_hash) or record.status() != "active":
+        return None
+    return key
+
+
 def _api_key(settings: Settings) -> tuple[str, bool]:
     key_file = settings.data_dir / "api-key"
-    if key_file.exists():
-        return key_file.read_text().strip(), False
     engine = open_state(settings)
     try:
-        _, key = KeyStore(engine).create(
+        store = KeyStore(engine)
+        key = _usable_key(store, key_file)
+        if key is not None:
+            return key, False
+        _, key = store.create(
             DEMO_SUBJECT,
             groups=("eng",),
             expires_at=datetime.now(UTC) + timedelta(days=90),
@@ -78,8 +93,8 @@ def _api_key(settings: Settings) -> tuple[str, bool]:
         )
     finally:
         engine.dispose()
+    ensure_private_file(key_file)  # 0600 before the key is in it, not after
     key_file.write_text(key + "\n")
-    ensure_private_file(key_file)
     return key, True
 
 

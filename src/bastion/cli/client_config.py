@@ -32,6 +32,8 @@ def client_config(
             key = key_file.read_text().strip()
         except OSError as exc:
             raise fail(f"cannot read key file {key_file}: {exc.strerror}", code=2) from exc
+        if not key:
+            raise fail(f"key file {key_file} is empty", code=2)
     if embed_key and key is None:
         raise fail("--embed-key needs --key-file", code=2)
     endpoint = url or settings_from(ctx).resource_url

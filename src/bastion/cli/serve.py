@@ -9,6 +9,7 @@ import typer
 import uvicorn
 
 from bastion.cli.common import err_console, fail, settings_from
+from bastion.config import Settings
 from bastion.errors import BastionError
 
 __all__ = ["register"]
@@ -43,6 +44,7 @@ def serve(
 
             settings = prepare_demo(settings)
         if workers > 1:
+            _preflight(settings)
             # Each worker builds its own app from the environment; hand it what the command line said.
             os.environ["BASTION_DATA_DIR"] = str(settings.data_dir)
             os.environ["BASTION_HOST"] = settings.host
@@ -62,6 +64,16 @@ def serve(
         raise fail(exc) from exc
     err_console.print(f"[green]mcp-bastion[/] listening on {settings.resource_url} (Ctrl-C to stop)", highlight=False)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+def _preflight(settings: Settings) -> None:
+    """Check here, once, what every worker needs. uvicorn restarts a worker that fails to start, forever: without
+    this, a missing policy file would print the same traceback in a loop instead of one message and an exit."""
+    from bastion.policy.loader import load_policy
+    from bastion.store.db import open_state
+
+    load_policy(settings.policy_file)
+    open_state(settings).dispose()  # also runs any migration once, before the workers race to it
 
 
 def register(app: typer.Typer) -> None:

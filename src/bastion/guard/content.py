@@ -42,10 +42,12 @@ def truncate_utf8(data: bytes, limit: int) -> bytes:
     if len(data) <= limit:
         return data
     cut = limit
-    # Step back over UTF-8 continuation bytes (10xxxxxx) to the start of the last whole character.
-    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+    # Step back over UTF-8 continuation bytes (10xxxxxx) to the start of the character the limit falls in. A
+    # character has at most three of them; a longer run is not UTF-8 (Latin-1 text, say), where stepping further
+    # would only throw away budget.
+    while cut > max(limit - 3, 0) and (data[cut] & 0xC0) == 0x80:
         cut -= 1
-    return data[:cut]
+    return data[:cut] if (data[cut] & 0xC0) != 0x80 else data[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,8 @@ def slice_text(
     if len(chosen) > max_bytes:
         chosen = truncate_utf8(chosen, max_bytes)
         truncated = True
-        last = first + chosen.count(b"\n") + (0 if chosen.endswith(b"\n") or not chosen else 1)
+        # Counted the way `lines` was split (\n, \r\n and a lone \r), a partly shown last line included.
+        last = first + len(chosen.splitlines())
     text = chosen.decode("utf-8", errors="replace")
     return TextSlice(
         text=text,

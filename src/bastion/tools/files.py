@@ -109,11 +109,18 @@ def _file(
         max_bytes=budget,
     )
     call.bytes_returned = piece.returned_bytes
+    # The schema's `truncated`: content is not the whole file, by budget (piece.truncated) or by a line range.
+    whole_file = (
+        not piece.truncated
+        and piece.start_line == 1
+        and piece.total_lines is not None
+        and piece.end_line >= piece.total_lines
+    )
     out = made(
         type="file",
         encoding="utf-8",
         content=piece.text,
-        truncated=piece.truncated,
+        truncated=not whole_file,
         start_line=piece.start_line,
         end_line=piece.end_line,
         total_lines=piece.total_lines,

@@ -6,10 +6,10 @@ function call, not a task and a stream copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,15 +32,18 @@ def client_address(scope: Scope, trusted_proxies: int) -> str | None:
     peer_host: str | None = peer[0] if peer else None
     if trusted_proxies <= 0:
         return peer_host
-    forwarded: list[str] = []
+    chain: list[str | None] = []
     for key, value in scope["headers"]:
         if key == b"x-forwarded-for":
-            forwarded.extend(part.strip() for part in value.decode("latin-1").split(","))
-    chain = [hop for hop in forwarded if hop] + ([peer_host] if peer_host else [])
-    if not chain:
-        return None
+            chain.extend(hop for part in value.decode("latin-1").split(",") if (hop := part.strip()))
+    # The peer is the last hop even when unknown (a proxy on a unix socket): it is the nearest trusted proxy.
+    chain.append(peer_host)
     index = len(chain) - 1 - trusted_proxies
-    return chain[max(index, 0)]
+    if index < 0:
+        # Fewer hops than trusted proxies: the request did not come through all of them, so every entry may have
+        # been written by the client itself. Only the socket peer is a fact.
+        return peer_host
+    return chain[index]
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -85,13 +88,6 @@ class EdgeMiddleware:
         )
         scope[REQUEST_INFO_KEY] = info
 
-        declared = header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await send_json_error(
-                send, 413, "request_too_large", f"request body over the {self.max_body_bytes}-byte limit"
-            )
-            return
-
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
@@ -99,7 +95,14 @@ class EdgeMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), request_id_header]}
             await send(message)
 
+        too_large = f"request body over the {self.max_body_bytes}-byte limit"
+        declared = header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await send_json_error(send_with_id, 413, "request_too_large", too_large)
+            return
+
         received = 0
+        state: dict[str, bool] = {"started": False, "refused": False}
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -107,20 +110,20 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    # Answer here, not where _BodyTooLarge is caught: an app in between (any Starlette app has a
+                    # ServerErrorMiddleware) turns the exception into a 500 of its own on the way out.
+                    if not state["started"]:
+                        state["refused"] = True
+                        await send_json_error(send_with_id, 413, "request_too_large", too_large)
                     raise _BodyTooLarge
             return message
 
-        started: dict[str, Any] = {"sent": False}
-
         async def tracking_send(message: Message) -> None:
+            if state["refused"]:
+                return  # the 413 is the response; whatever the app says after it is dropped
             if message["type"] == "http.response.start":
-                started["sent"] = True
+                state["started"] = True
             await send_with_id(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started["sent"]:
-                await send_json_error(
-                    send_with_id, 413, "request_too_large", f"request body over the {self.max_body_bytes}-byte limit"
-                )

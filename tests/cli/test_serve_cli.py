@@ -1,0 +1,69 @@
+"""`bastion serve` refuses to start, with one clear message and a non-zero exit, when configuration is missing.
+
+Run as a real subprocess: a server that wrongly starts would serve forever, so every run has a timeout (and port
+0, so a wrong start cannot collide with anything)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASTION = Path(sys.executable).parent / "bastion"
+
+
+def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("BASTION_")}
+    clean.update({"BASTION_DATA_DIR": str(data_dir), "BASTION_PORT": "0", **(env or {})})
+    # Its own process group: if it wrongly starts (with --workers, uvicorn's worker processes too), the timeout
+    # ends every process of this run and no other.
+    process = subprocess.Popen(
+        [str(BASTION), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"bastion serve {' '.join(args)} did not exit; stderr:\n{stderr[-2000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_missing_policy_file_stops_the_server_with_one_message(tmp_path: Path, workers: str) -> None:
+    done = _serve(tmp_path, "--workers", workers)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    policy = tmp_path / "policy.yaml"
+    assert done.stderr.startswith(
+        f"error: policy file {policy} does not exist: create it (start from examples/policy.yaml"
+    )
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("does not exist") == 1  # with workers: said once, not by each worker in a loop
+
+
+def test_the_policy_file_setting_is_the_one_named(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "conf" / "bastion-policy.yaml"
+    done = _serve(tmp_path / "data", env={"BASTION_POLICY__FILE": str(elsewhere)})
+    assert done.returncode == 1
+    assert f"error: policy file {elsewhere} does not exist" in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_broken_policy_file_is_named_with_its_line(tmp_path: Path, workers: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules:\n  - name: r\n    repositories: [acme/*]\n    deny_path: [x]\n")
+    done = _serve(tmp_path, "--workers", workers)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {policy} has 3 problems:\n")
+    assert f"{policy}:5: rule 'r': unknown key 'deny_path' (did you mean 'deny_paths'?)" in done.stderr
+    assert "Traceback" not in done.stderr

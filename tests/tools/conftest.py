@@ -1,0 +1,51 @@
+"""The sample repository (tests/support/gitrepo.py), mirrored once per session from a file:// remote, for the
+tool-layer tests. Read-only: tests that need another repository build their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.support.gitrepo import SampleRepository, build_sample_repository
+
+from bastion.config import Settings
+from bastion.repos.mirror import MirrorBackend
+from bastion.repos.registry import Registry
+from bastion.repos.sync import add_repository
+
+REPO = "acme/widgets"
+
+
+@dataclass
+class Widgets:
+    settings: Settings
+    sample: SampleRepository
+
+    @property
+    def commits(self) -> dict[str, str]:
+        return self.sample.commits
+
+
+@pytest.fixture(scope="session")
+def widgets(tmp_path_factory: pytest.TempPathFactory) -> Widgets:
+    sample = build_sample_repository(
+        tmp_path_factory.mktemp("widgets-work"), remote_root=tmp_path_factory.mktemp("widgets-remote"), name=REPO
+    )
+    settings = Settings(data_dir=tmp_path_factory.mktemp("widgets-data"))
+    asyncio.run(add_repository(settings, sample.remote.resolve().as_uri(), name=REPO))
+    return Widgets(settings=settings, sample=sample)
+
+
+@pytest.fixture
+async def backend(widgets: Widgets) -> AsyncIterator[MirrorBackend]:
+    async with MirrorBackend(widgets.settings, registry=Registry(widgets.settings.data_dir, check_interval=0)) as b:
+        yield b
+
+
+def write_policy(directory: Path, text: str) -> Path:
+    path = directory / "policy.yaml"
+    path.write_text(text)
+    return path

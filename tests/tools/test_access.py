@@ -1,0 +1,322 @@
+"""Policy at the tool layer, with a real policy file and a real mirror of the sample repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.tools.conftest import REPO, Widgets, write_policy
+
+from bastion.errors import AccessDenied, InvalidInput, NotFound
+from bastion.policy.engine import Policy
+from bastion.policy.loader import PolicyFile
+from bastion.policy.types import AccessRequest, Decision, Operation
+from bastion.principal import Principal
+from bastion.repos.mirror import MirrorBackend
+from bastion.tools.access import Access, AuthorizedRef
+
+POLICY = """\
+version: 1
+rules:
+  - name: alice-main
+    repositories: ["acme/widgets"]
+    subjects: {users: [alice]}
+    operations: [read, search]
+    refs: [main]
+  - name: bob-tags
+    repositories: ["acme/widgets"]
+    subjects: {users: [bob]}
+    operations: [read]
+    refs: ["refs/tags/v*"]
+  - name: carol-everything
+    repositories: ["acme/**"]
+    subjects: {users: [carol]}
+    operations: ["*"]
+  - name: dave-releases
+    repositories: ["acme/widgets"]
+    subjects: {users: [dave]}
+    operations: [read]
+    refs: ["release/*"]
+  - name: eve-docs
+    repositories: ["acme/widgets"]
+    subjects: {users: [eve]}
+    operations: [read]
+    refs: [main]
+    allow_paths: ["/docs/**", "/README.md"]
+"""
+
+ALICE = Principal("alice")
+BOB = Principal("bob")
+CAROL = Principal("carol")
+DAVE = Principal("dave")
+EVE = Principal("eve")
+MALLORY = Principal("mallory", groups=frozenset({"eng"}))
+
+
+class RecordingPolicy:
+    """The real policy, with a note of every question asked (to see *what* the tool layer asks)."""
+
+    def __init__(self, source: PolicyFile) -> None:
+        self.source = source
+        self.questions: list[AccessRequest] = []
+
+    def current(self) -> RecordingPolicy:
+        return self
+
+    def decide(self, req: AccessRequest) -> Decision:
+        self.questions.append(req)
+        policy: Policy = self.source.current()
+        return policy.decide(req)
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> RecordingPolicy:
+    return RecordingPolicy(PolicyFile(write_policy(tmp_path, POLICY), check_interval=0))
+
+
+@pytest.fixture
+def access(policy: RecordingPolicy, backend: MirrorBackend) -> Access:
+    return Access(policy, backend)
+
+
+# -- repository() --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_allowed_repository_gives_its_canonical_name_and_the_rule(access: Access) -> None:
+    name, decision = await access.repository(ALICE, "acme", "widgets", Operation.READ)
+    assert name == REPO
+    assert (decision.allowed, decision.rule, decision.reason) == (True, "alice-main", "allowed by rule 'alice-main'")
+
+
+@pytest.mark.anyio
+async def test_a_denied_caller_cannot_tell_an_unknown_repository_from_a_forbidden_one(access: Access) -> None:
+    with pytest.raises(AccessDenied) as unknown:
+        await access.repository(MALLORY, "acme", "no-such-repo", Operation.READ)
+    with pytest.raises(AccessDenied) as existing:
+        await access.repository(MALLORY, "acme", "widgets", Operation.READ)
+    assert unknown.value.reason == "no rule allows read on acme/no-such-repo for mallory (groups: eng)"
+    assert existing.value.reason == "no rule allows read on acme/widgets for mallory (groups: eng)"
+
+
+@pytest.mark.anyio
+async def test_an_allowed_caller_learns_that_an_unknown_repository_is_not_registered(access: Access) -> None:
+    with pytest.raises(NotFound) as caught:
+        await access.repository(CAROL, "acme", "no-such-repo", Operation.READ)
+    assert caught.value.message == "repository 'acme/no-such-repo' is not registered (see `bastion repo list`)"
+
+
+@pytest.mark.anyio
+async def test_an_operation_the_rule_does_not_grant_is_denied(access: Access) -> None:
+    with pytest.raises(AccessDenied) as caught:
+        await access.repository(ALICE, "acme", "widgets", Operation.DIFF)
+    assert caught.value.reason == "no rule allows diff on acme/widgets for alice (no groups)"
+
+
+@pytest.mark.anyio
+async def test_another_spelling_is_asked_about_again_under_the_canonical_name(
+    access: Access, policy: RecordingPolicy
+) -> None:
+    name, decision = await access.repository(CAROL, "ACME", "Widgets", Operation.READ)
+    assert (name, decision.rule) == (REPO, "carol-everything")
+    assert [q.repo for q in policy.questions] == ["ACME/Widgets", REPO]
+
+
+@pytest.mark.anyio
+async def test_the_canonical_spelling_is_asked_about_once(access: Access, policy: RecordingPolicy) -> None:
+    await access.repository(CAROL, "acme", "widgets", Operation.READ)
+    assert [q.repo for q in policy.questions] == [REPO]
+
+
+@pytest.mark.anyio
+async def test_a_malformed_repository_name_is_invalid_input_before_policy_is_asked(
+    access: Access, policy: RecordingPolicy
+) -> None:
+    with pytest.raises(InvalidInput, match="repository name"):
+        await access.repository(CAROL, "acme", "widgets.git", Operation.READ)
+    assert policy.questions == []
+
+
+# -- ref(): names --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("raw", [None, "", "main", "refs/heads/main", "HEAD"])
+async def test_the_default_branch_by_any_of_its_names(access: Access, widgets: Widgets, raw: str | None) -> None:
+    target = await access.ref(ALICE, REPO, raw, Operation.READ)
+    assert (target.policy_ref, target.sha, target.label) == ("refs/heads/main", widgets.commits["c5"], "main")
+    assert target.decision.rule == "alice-main"
+
+
+@pytest.mark.anyio
+async def test_a_branch_outside_the_rule_is_denied_with_the_allowed_refs(access: Access) -> None:
+    with pytest.raises(AccessDenied) as caught:
+        await access.ref(ALICE, REPO, "feature", Operation.READ)
+    assert caught.value.reason == "ref 'refs/heads/feature' is not allowed by rule 'alice-main' (allowed: main)"
+
+
+@pytest.mark.anyio
+async def test_an_annotated_tag_resolves_to_its_commit(access: Access, widgets: Widgets) -> None:
+    target = await access.ref(BOB, REPO, "v1.0", Operation.READ)
+    assert (target.policy_ref, target.sha, target.label) == ("refs/tags/v1.0", widgets.commits["c2"], "v1.0")
+    lightweight = await access.ref(BOB, REPO, "refs/tags/v0.1", Operation.READ)
+    assert (lightweight.policy_ref, lightweight.sha) == ("refs/tags/v0.1", widgets.commits["c1"])
+    with pytest.raises(AccessDenied, match=r"^ref 'refs/tags/v1\.0' is not allowed by rule 'alice-main'"):
+        await access.ref(ALICE, REPO, "v1.0", Operation.READ)
+
+
+@pytest.mark.anyio
+async def test_an_unknown_ref_is_not_found(access: Access) -> None:
+    with pytest.raises(NotFound) as caught:
+        await access.ref(ALICE, REPO, "no-such-branch", Operation.READ)
+    assert caught.value.message == "ref 'no-such-branch' not found in acme/widgets"
+
+
+@pytest.mark.anyio
+async def test_an_option_like_ref_is_refused(access: Access) -> None:
+    with pytest.raises(InvalidInput, match="looks like a command-line option"):
+        await access.ref(ALICE, REPO, "--upload-pack=evil", Operation.READ)
+
+
+# -- ref(): raw SHAs -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_sha_on_an_allowed_branch_is_allowed_through_that_branch(access: Access, widgets: Widgets) -> None:
+    c3 = widgets.commits["c3"]
+    target = await access.ref(ALICE, REPO, c3, Operation.READ)
+    assert isinstance(target, AuthorizedRef)
+    assert (target.policy_ref, target.sha, target.label) == ("refs/heads/main", c3, c3)
+    assert target.resolved.kind == "commit"
+    assert target.decision.rule == "alice-main"
+
+
+@pytest.mark.anyio
+async def test_a_short_sha_resolves_to_the_full_one(access: Access, widgets: Widgets) -> None:
+    c3 = widgets.commits["c3"]
+    target = await access.ref(ALICE, REPO, c3[:10], Operation.READ)
+    assert (target.sha, target.policy_ref) == (c3, "refs/heads/main")
+
+
+@pytest.mark.anyio
+async def test_the_sha_of_a_branch_tip_is_allowed_through_that_branch(access: Access, widgets: Widgets) -> None:
+    target = await access.ref(ALICE, REPO, widgets.commits["c5"], Operation.READ)
+    assert target.policy_ref == "refs/heads/main"
+
+
+@pytest.mark.anyio
+async def test_a_sha_only_on_a_denied_branch_is_denied_naming_the_allowed_refs(
+    access: Access, widgets: Widgets
+) -> None:
+    f1 = widgets.commits["f1"]
+    with pytest.raises(AccessDenied) as caught:
+        await access.ref(ALICE, REPO, f1, Operation.READ)
+    assert caught.value.reason == (
+        f"commit {f1[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: main)"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_sha_is_allowed_through_an_allowed_tag(access: Access, widgets: Widgets) -> None:
+    assert (await access.ref(BOB, REPO, widgets.commits["c1"], Operation.READ)).policy_ref == "refs/tags/v0.1"
+    assert (await access.ref(BOB, REPO, widgets.commits["c2"], Operation.READ)).policy_ref == "refs/tags/v1.0"
+
+
+@pytest.mark.anyio
+async def test_a_sha_after_every_allowed_tag_is_denied_listing_the_tags(access: Access, widgets: Widgets) -> None:
+    c3 = widgets.commits["c3"]
+    with pytest.raises(AccessDenied) as caught:
+        await access.ref(BOB, REPO, c3, Operation.READ)
+    assert caught.value.reason == (
+        f"commit {c3[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: v0.1, v1.0)"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_sha_where_no_ref_is_open_says_so_with_the_policy_reason(access: Access, widgets: Widgets) -> None:
+    c1 = widgets.commits["c1"]
+    with pytest.raises(AccessDenied) as caught:
+        await access.ref(DAVE, REPO, c1, Operation.READ)
+    assert caught.value.reason == (
+        f"commit {c1[:12]} cannot be used: no branch or tag of acme/widgets is open to you for read "
+        "(ref 'refs/heads/main' is not allowed by rule 'dave-releases' (allowed: release/*))"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_sha_that_names_no_commit_is_not_found(access: Access) -> None:
+    with pytest.raises(NotFound, match="no commit has that SHA"):
+        await access.ref(CAROL, REPO, "0123456789abcdef0123456789abcdef01234567", Operation.READ)
+
+
+# -- path() and path_filter() --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_path_normalises_and_asks_about_the_ref(access: Access, policy: RecordingPolicy) -> None:
+    target = await access.ref(CAROL, REPO, "main", Operation.READ)
+    policy.questions.clear()
+    path, decision = access.path(CAROL, REPO, target, "./src//app.py", Operation.READ)
+    assert (path, decision.rule) == ("src/app.py", "carol-everything")
+    [question] = policy.questions
+    assert (question.ref, question.path, question.operation) == ("refs/heads/main", "src/app.py", Operation.READ)
+
+
+@pytest.mark.anyio
+async def test_path_of_a_sha_is_asked_about_the_branch_that_granted_it(
+    access: Access, policy: RecordingPolicy, widgets: Widgets
+) -> None:
+    target = await access.ref(EVE, REPO, widgets.commits["c3"], Operation.READ)
+    policy.questions.clear()
+    assert access.path(EVE, REPO, target, "docs/manual.md", Operation.READ)[0] == "docs/manual.md"
+    assert [q.ref for q in policy.questions] == ["refs/heads/main"]
+
+
+@pytest.mark.anyio
+async def test_a_secret_file_is_denied_by_the_default_list(access: Access) -> None:
+    target = await access.ref(CAROL, REPO, "main", Operation.READ)
+    with pytest.raises(AccessDenied) as caught:
+        access.path(CAROL, REPO, target, ".env", Operation.READ)
+    assert caught.value.reason == "path '.env' is denied by the default deny list (pattern '.env')"
+
+
+@pytest.mark.anyio
+async def test_a_path_outside_allow_paths_is_denied(access: Access) -> None:
+    target = await access.ref(EVE, REPO, "main", Operation.READ)
+    with pytest.raises(AccessDenied) as caught:
+        access.path(EVE, REPO, target, "src/app.py", Operation.READ)
+    assert caught.value.reason.startswith("path 'src/app.py' is not allowed by rule 'eve-docs' (allowed: ")
+
+
+@pytest.mark.anyio
+async def test_the_root_path_needs_no_new_question(access: Access, policy: RecordingPolicy) -> None:
+    target = await access.ref(EVE, REPO, "main", Operation.READ)
+    policy.questions.clear()
+    assert access.path(EVE, REPO, target, "/", Operation.READ) == ("", target.decision)
+    assert policy.questions == []
+
+
+@pytest.mark.anyio
+async def test_a_path_leaving_the_repository_is_invalid(access: Access) -> None:
+    target = await access.ref(CAROL, REPO, "main", Operation.READ)
+    with pytest.raises(InvalidInput, match=r"contains a '\.\.' segment"):
+        access.path(CAROL, REPO, target, "docs/../../etc/passwd", Operation.READ)
+
+
+@pytest.mark.anyio
+async def test_path_filter_answers_per_path(access: Access) -> None:
+    carol = access.path_filter(CAROL, REPO, await access.ref(CAROL, REPO, "main", Operation.READ), Operation.READ)
+    assert [carol(p) for p in ("src/app.py", ".env", "config/.ENV", "assets/logo.png")] == [True, False, False, True]
+    eve = access.path_filter(EVE, REPO, await access.ref(EVE, REPO, "main", Operation.READ), Operation.READ)
+    assert [eve(p) for p in ("README.md", "docs/manual.md", "docs", "src/app.py")] == [True, True, True, False]
+
+
+@pytest.mark.anyio
+async def test_require_raises_with_the_rule_and_decide_does_not(access: Access) -> None:
+    decision = access.decide(CAROL, REPO, Operation.READ, ref="refs/heads/main", path="key.pem")
+    assert decision.allowed is False
+    with pytest.raises(AccessDenied) as caught:
+        access.require(CAROL, REPO, Operation.READ, ref="refs/heads/main", path="key.pem")
+    assert (
+        caught.value.reason == decision.reason == "path 'key.pem' is denied by the default deny list (pattern '*.pem')"
+    )
