@@ -15,11 +15,10 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, Too
 from pydantic import Field
 
 from bastion import __version__
-from bastion.audit.event import AuditEvent
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools import analyze, files, history, listing, search
-from bastion.tools.call import client_name, run_tool
+from bastion.tools.call import audit_event, client_name, run_tool
 from bastion.tools.models import (
     AnalysisOut,
     CommitDetailOut,
@@ -107,7 +106,7 @@ class AuditEveryCall(Extension):
             text = str(getattr(outcome.content[0], "text", ""))[:500]
         failed = isinstance(outcome, str) or (isinstance(outcome, CallToolResult) and bool(outcome.is_error))
         receipt = self.services.record(
-            AuditEvent.model_construct(
+            audit_event(
                 request_id=info.request_id if isinstance(info, RequestInfo) else None,
                 subject=principal.subject if isinstance(principal, Principal) else None,
                 groups=sorted(principal.groups) if isinstance(principal, Principal) else [],
