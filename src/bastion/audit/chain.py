@@ -8,8 +8,9 @@ Each instance (one data directory + spool slot) numbers its events 1, 2, 3, ... 
               | "hmac-sha256:" + HMAC-SHA256(key, canonical).hexdigest()   (BASTION_AUDIT__HMAC_KEY_SECRET)
 
 `prev_hash` is the previous event's `hash` (None for seq 1), so the canonical bytes bind each event to the
-whole history before it. The stored line is the canonical JSON of the document with `hash` added (keys still
-sorted): every sink stores that line verbatim, and `verify` recomputes the hash from it.
+whole history before it. The stored line is the canonical text with `"hash":"..."` appended as its last member
+(one serialisation per event); every sink stores that line verbatim, and `verify` parses it, drops `hash`,
+re-serialises canonically and recomputes the hash, so the line's own key order never matters.
 
 Without a key anyone who can write to a sink can also recompute hashes; the chain then still catches edits,
 deletions, insertions and reordering made without doing so, and `verify` compares a sink with the spool's own
@@ -50,17 +51,16 @@ def document_hash(document: dict[str, Any], key: bytes | None) -> str:
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:
-    """The event as a JSON document. Never raises: an unserialisable `metadata` value is replaced by its repr,
-    because recording must not fail a request."""
-    try:
-        document = event.model_dump(mode="json")
-        canonical(document)  # NaN and friends are refused here rather than when sealing
-    except (ValueError, TypeError) as exc:
-        logger.warning("audit event %s: metadata is not JSON (%s); storing its repr", event.event_id, exc)
-        document = event.model_copy(update={"metadata": {"unserializable": repr(event.metadata)[:1000]}}).model_dump(
-            mode="json"
-        )
-    return document
+    """The event as a JSON document (pydantic's JSON mode)."""
+    return event.model_dump(mode="json")
+
+
+def _fallback_document(event: AuditEvent, exc: Exception) -> dict[str, Any]:
+    # Recording must not fail a request: an unserialisable `metadata` value is stored as its repr.
+    logger.warning("audit event %s: metadata is not JSON (%s); storing its repr", event.event_id, exc)
+    return event.model_copy(update={"metadata": {"unserializable": repr(event.metadata)[:1000]}}).model_dump(
+        mode="json"
+    )
 
 
 def _time(event: AuditEvent) -> datetime:
@@ -78,20 +78,36 @@ class Chain:
         self.head_hash = head_hash  # its hash
         self.key = key
 
-    def seal(self, event: AuditEvent) -> SealedEvent:
-        document = event_document(event)
+    def _body(self, event: AuditEvent, seq: int) -> str:
+        try:
+            document = event_document(event)
+        except (ValueError, TypeError) as exc:
+            document = _fallback_document(event, exc)
         document.pop("hash", None)
-        seq = self.seq + 1
         document["instance_id"] = self.instance_id
         document["seq"] = seq
         document["prev_hash"] = self.head_hash
-        digest = document_hash(document, self.key)
-        document["hash"] = digest
+        try:
+            return canonical(document)
+        except (ValueError, TypeError) as exc:  # NaN or infinity that pydantic let through
+            document = {**_fallback_document(event, exc), "instance_id": self.instance_id, "seq": seq}
+            document.pop("hash", None)
+            document["prev_hash"] = self.head_hash
+            return canonical(document)
+
+    def seal(self, event: AuditEvent) -> SealedEvent:
+        seq = self.seq + 1
+        body = self._body(event, seq)
+        payload = body.encode("utf-8")
+        if self.key is None:
+            digest = f"{SHA256}:{hashlib.sha256(payload).hexdigest()}"
+        else:
+            digest = f"{HMAC_SHA256}:{hmac.new(self.key, payload, hashlib.sha256).hexdigest()}"
         self.seq, self.head_hash = seq, digest
         return SealedEvent(
             instance_id=self.instance_id,
             seq=seq,
-            event_id=str(document.get("event_id")),
+            event_id=event.event_id,
             time=_time(event),
             subject=event.subject,
             repo=event.repo,
@@ -99,5 +115,5 @@ class Chain:
             tool=event.tool,
             outcome=str(event.outcome),
             hash=digest,
-            line=canonical(document),
+            line=f'{body[:-1]},"hash":"{digest}"}}',  # the canonical body, `hash` appended last
         )
