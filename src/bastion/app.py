@@ -1,8 +1,9 @@
 """The composition root: build every long-lived part from Settings and assemble the ASGI application.
 
-Request path, outermost first: EdgeMiddleware (request id, client address, body limit) -> routes. /health and
-/ready answer without authentication; /mcp goes through AuthenticationMiddleware into the SDK's streamable
-HTTP transport, which serves 2026-07-28 stateless requests and legacy handshake clients on the same endpoint.
+Request path, outermost first: EdgeMiddleware (request id, client address, body limit) -> IpAllowlistMiddleware
+(when server.ip_allowlist is set) -> routes. /health and /ready answer without authentication (and from any
+address); /mcp goes through AuthenticationMiddleware and RateLimitMiddleware into the SDK's streamable HTTP
+transport, which serves 2026-07-28 stateless requests and legacy handshake clients on the same endpoint.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from bastion.auth.oidc import OidcAuthenticator
 from bastion.config import Settings
 from bastion.errors import Unauthenticated
 from bastion.policy.loader import PolicyFile
+from bastion.ratelimit import RateLimitMiddleware, RateLimitRules, build_rate_limiter
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.sync import run_scheduled_sync
-from bastion.server import build_mcp
+from bastion.server import TOOL_NAMES, build_mcp
 from bastion.services import Services
 from bastion.store.db import open_state
 from bastion.tools.access import Access
@@ -40,6 +42,7 @@ from bastion.transport.authn import AuthenticationMiddleware
 from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
 from bastion.transport.metadata import protected_resource_routes, resource_metadata_url
+from bastion.transport.network import IpAllowlist, IpAllowlistMiddleware
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -142,6 +145,10 @@ def _readiness(runtime: Runtime) -> list[ReadinessCheck]:
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    # Before anything starts: a bad CIDR, limit or store URL is a ConfigError at start-up, not at the first request.
+    allowlist = IpAllowlist.parse(settings.server.ip_allowlist)
+    limit_rules = RateLimitRules(settings.rate_limit, TOOL_NAMES) if settings.rate_limit.enabled else None
+    limiter = build_rate_limiter(settings.rate_limit) if limit_rules is not None else None
     runtime = runtime or build_runtime(settings)
     server = settings.server
     sdk_app = runtime.mcp.streamable_http_app(
@@ -151,8 +158,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         max_request_body_size=server.max_body_bytes,
         transport_security=_transport_security(settings),
     )
+    mcp_app: ASGIApp = sdk_app
+    if limit_rules is not None and limiter is not None:
+        # After authentication (buckets belong to the subject), before the SDK (a 429 must come before its 200).
+        mcp_app = RateLimitMiddleware(sdk_app, limit_rules, limiter, record=runtime.audit.record)
     protected: ASGIApp = AuthenticationMiddleware(
-        sdk_app, runtime.authenticators, record=runtime.audit.record, challenge=_challenge(settings)
+        mcp_app, runtime.authenticators, record=runtime.audit.record, challenge=_challenge(settings)
     )
 
     @contextlib.asynccontextmanager
@@ -171,6 +182,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync_task
             await runtime.backend.aclose()
+            if limiter is not None:
+                await limiter.aclose()
             await runtime.audit.aclose()
             for authenticator in runtime.authenticators:
                 authenticator.close()  # holds a pooled connection that dispose() would not close
@@ -180,6 +193,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     metadata_routes = (
         protected_resource_routes(settings.resource_url, oidc.issuer, oidc.required_scopes) if oidc.issuer else []
     )
+    network = [Middleware(IpAllowlistMiddleware, allowlist=allowlist, record=runtime.audit.record)] if allowlist else []
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -188,11 +202,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Mount("/", app=protected),
         ],
         middleware=[
-            Middleware(EdgeMiddleware, max_body_bytes=server.max_body_bytes, trusted_proxies=server.trusted_proxies)
+            Middleware(EdgeMiddleware, max_body_bytes=server.max_body_bytes, trusted_proxies=server.trusted_proxies),
+            *network,  # right after the edge: a refused address learns nothing and costs no key lookup
         ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.rate_limiter = limiter
     return app
 
 

@@ -136,6 +136,13 @@ class RateLimitSettings(BaseModel):
         default_factory=dict,
         description="Per-group replacement of `default` (JSON object: group -> limit); the most generous applies.",
     )
+    protocol: str = Field(
+        default="600/minute",
+        description=(
+            "Requests per caller other than tool calls (server/discover, initialize, tools/list, notifications): "
+            "counted apart, so listing never spends the quota meant for work, yet a flood of them is bounded."
+        ),
+    )
 
 
 class GuardSettings(BaseModel):

@@ -24,7 +24,10 @@ def free_port() -> int:
 def serve_app(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     """Serve `app` until the block ends; yields the base URL (`http://127.0.0.1:PORT`)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    # proxy_headers=False as in `bastion serve`: the app's edge alone reads X-Forwarded-For (server.trusted_proxies).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -57,13 +57,17 @@ def serve(
                 workers=workers,
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,
             )
             return
         app = create_app(settings)
     except BastionError as exc:
         raise fail(exc) from exc
     err_console.print(f"[green]mcp-bastion[/] listening on {settings.resource_url} (Ctrl-C to stop)", highlight=False)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For for loopback
+    # peers (or any peer in FORWARDED_ALLOW_IPS) before the app sees it, bypassing server.trusted_proxies and so the
+    # IP allowlist and the audited source address. The app's edge is the one place that reads that header.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, proxy_headers=False)
 
 
 def _preflight(settings: Settings) -> None:

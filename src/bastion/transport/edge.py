@@ -15,9 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.principal import RequestInfo
 
-__all__ = ["REQUEST_INFO_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
+__all__ = ["REQUEST_INFO_KEY", "SOURCE_IP_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
 
 REQUEST_INFO_KEY = "bastion.request"
+# Set by a serverless adapter (API Gateway's requestContext.identity.sourceIp, via the Lambda handler): the
+# platform's own record of the caller, never a header, so it outranks the socket peer and X-Forwarded-For.
+SOURCE_IP_KEY = "bastion.source_ip"
 # A client-supplied id is kept only if it is short and harmless, so it can be logged and echoed safely.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -27,7 +30,11 @@ def client_address(scope: Scope, trusted_proxies: int) -> str | None:
 
     Every proxy appends the address it received the request from, so only the rightmost `trusted_proxies`
     entries were written by proxies we trust; anything further left was written by the client and is ignored.
+    An address a serverless adapter put under SOURCE_IP_KEY wins over both.
     """
+    adapter_address = scope.get(SOURCE_IP_KEY)
+    if isinstance(adapter_address, str) and adapter_address:
+        return adapter_address
     peer = scope.get("client")
     peer_host: str | None = peer[0] if peer else None
     if trusted_proxies <= 0:
