@@ -70,16 +70,28 @@ def governed_environment(data_dir: Path) -> dict[str, str]:
 
 
 def governed_settings(data_dir: Path) -> dict[str, Any]:
-    """The settings the governed server runs with, as it reads them (secrets masked), for the record."""
-    from bastion.config import Settings
+    """The settings the governed server runs with, as it reads them (secrets masked), for the record. Read in a
+    child process so it sees the same code (PYTHONPATH) and environment as the server."""
+    program = (
+        "import json; from bastion.config import Settings; "
+        "print(json.dumps(Settings().model_dump(mode='json', exclude={'data_dir'})))"
+    )
+    env = {**os.environ, **governed_environment(data_dir)}
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
 
-    saved = dict(os.environ)
-    os.environ.update(governed_environment(data_dir))
-    try:
-        return Settings().model_dump(mode="json", exclude={"data_dir"})
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+
+def export_head(work: Path) -> str:
+    """Put the committed tree (HEAD) under `work` and run everything from it: on a shared checkout, others'
+    uncommitted edits then cannot leak into the numbers. Returns the commit."""
+    repo = BENCH_DIR.parent
+    target = work / "head"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "HEAD", "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target / "src"), os.environ.get("PYTHONPATH")]))
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"{head.stdout.strip()} (HEAD, exported)"
 
 
 def request_body() -> bytes:
@@ -350,6 +362,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait", type=float, default=120, help="Seconds to wait at most for a busy machine to calm down."
     )
+    parser.add_argument(
+        "--tree",
+        choices=("worktree", "head"),
+        default="worktree",
+        help="Benchmark the working tree (default) or the last commit, exported apart from uncommitted edits.",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_RESULTS, help="Where to write the JSON result.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary data directory and server logs.")
     parser.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
@@ -420,6 +438,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
     servers: dict[str, ServerProcess] = {}
     try:
+        if args.tree == "head":
+            facts["checkout"] = export_head(work)
         data = prepare(work / "setup", Path(sys.executable).parent / "bastion")
         print(f"mcp-bastion benchmark: {TOOL} of a {len(data.content):,}-byte file, governed vs bare MCPServer")
         print(f"  {facts['cores']} cores ({facts['cpu']}); {facts['pinning']}; Python {facts['python']}, ", end="")
