@@ -1,0 +1,97 @@
+"""The customer-managed KMS key and the CloudWatch log groups it encrypts."""
+
+# pyright: reportArgumentType=false
+# (jsii bindings: a CDK class and its own interface differ in parameter names, e.g. Key.add_alias(alias_name)
+# vs IKey.add_alias(alias), which pyright reports at every call that passes a Key where an IKey is expected.)
+
+from __future__ import annotations
+
+from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+__all__ = ["bastion_key", "encrypted_log_group", "retention"]
+
+_RETENTION_BY_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return _RETENTION_BY_DAYS[days]
+
+
+def bastion_key(scope: Construct, prefix: str) -> kms.Key:
+    """One key for the GitHub App secret, the log groups, the alarm topic and (when created) the databases.
+
+    CloudWatch Logs and CloudWatch alarms (publishing to the encrypted SNS topic) use the key as services, so the
+    key policy names them; Logs only for this deployment's log groups, via the encryption context.
+    """
+    key = kms.Key(
+        scope,
+        "Key",
+        description=f"mcp-bastion {prefix}: GitHub App secret, logs, alarm topic, shared state",
+        enable_key_rotation=True,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    region = Stack.of(scope).region
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsForThisDeployment",
+            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{Aws.PARTITION}:logs:{region}:{Aws.ACCOUNT_ID}:log-group:{prefix}/*"
+                    )
+                }
+            },
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublishToEncryptedTopic",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        )
+    )
+    return key
+
+
+def encrypted_log_group(
+    scope: Construct, construct_id: str, *, name: str, key: kms.IKey, days: int, keep: bool
+) -> logs.LogGroup:
+    """A log group under the deployment's prefix, encrypted with the key; `keep` retains it on stack deletion."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        encryption_key=key,
+        retention=retention(days),
+        removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+    )

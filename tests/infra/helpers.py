@@ -1,0 +1,38 @@
+"""Small readers for synthesized CloudFormation templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["env_of", "iam_statements", "only", "resources"]
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> resource, for one CloudFormation type."""
+    return {key: value for key, value in template["Resources"].items() if value["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    found = resources(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.values()))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """An ECS container definition's or a Lambda function's environment as a dict."""
+    if "Environment" in container and isinstance(container["Environment"], list):
+        return {item["Name"]: item["Value"] for item in container["Environment"]}
+    return dict(container["Environment"]["Variables"])
+
+
+def iam_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(owner logical id, statement) for every inline and attached policy statement in the template."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for key, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Policy":
+            found += [(key, statement) for statement in properties["PolicyDocument"]["Statement"]]
+        elif resource["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                found += [(key, statement) for statement in policy["PolicyDocument"]["Statement"]]
+    return found

@@ -1,0 +1,136 @@
+"""infra/terraform: `terraform fmt -check` and `terraform validate` of the module and of seed 000's example call.
+
+Offline: `terraform init` reads the AWS provider from a local plugin directory (FACTS.md). Nothing is skipped:
+without terraform or a provider the test fails and says what to install. On a machine with network access (the
+GitHub Actions runner), BASTION_TF_ONLINE_INIT=1 lets init download the provider instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.infra.conftest import REPO_ROOT
+
+MODULE = REPO_ROOT / "infra" / "terraform"
+SEED_000_VARIABLES = {
+    "environment",
+    "vpc_id",
+    "subnet_ids",
+    "github_org_whitelist",
+    "allowed_repositories",
+    "enable_monitoring",
+    "alarm_email",
+}
+# Where images and developer machines keep provider mirrors; searched in order (no scan of the whole disk).
+_PLUGIN_ROOTS = (
+    Path("/opt/tf-plugins"),
+    Path("/opt"),
+    Path("/usr/local/share/terraform/plugins"),
+    Path("/usr/share/terraform/plugins"),
+    Path.home() / ".terraform.d" / "plugins",
+    Path.home() / ".local" / "share" / "terraform" / "plugins",
+)
+
+
+def _terraform() -> str:
+    binary = shutil.which("terraform")
+    if binary is None:
+        pytest.fail("terraform is not on PATH: install Terraform >= 1.9 (the CI image ships 1.11)")
+    return binary
+
+
+def _plugin_dir() -> Path | None:
+    configured = os.environ.get("BASTION_TF_PLUGIN_DIR")
+    if configured:
+        return Path(configured)
+    for root in _PLUGIN_ROOTS:
+        if not root.is_dir():
+            continue
+        if (root / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+            return root
+        for candidate in root.glob("*/registry.terraform.io/hashicorp/aws"):
+            return candidate.parents[2]
+    return None
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = os.environ | {"TF_CLI_CONFIG_FILE": os.devnull, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    return subprocess.run(
+        [_terraform(), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the module (init writes .terraform/ beside the code), with the example policy it reads."""
+    root = tmp_path_factory.mktemp("terraform")
+    shutil.copytree(MODULE, root / "infra" / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
+    (root / "examples").mkdir()
+    shutil.copy(REPO_ROOT / "examples" / "policy.yaml", root / "examples" / "policy.yaml")
+    return root / "infra" / "terraform"
+
+
+def _init(directory: Path) -> None:
+    plugin_dir = _plugin_dir()
+    args = ["init", "-input=false", "-backend=false", "-no-color"]
+    if plugin_dir is not None:
+        args.append(f"-plugin-dir={plugin_dir}")
+    elif os.environ.get("BASTION_TF_ONLINE_INIT") != "1":
+        pytest.fail(
+            "no local copy of the hashicorp/aws provider found (looked in "
+            f"{', '.join(map(str, _PLUGIN_ROOTS))}); set BASTION_TF_PLUGIN_DIR to the directory holding "
+            "registry.terraform.io/, or BASTION_TF_ONLINE_INIT=1 where the registry is reachable"
+        )
+    result = _run(args, directory)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fmt_check() -> None:
+    result = _run(["fmt", "-check", "-recursive", "-diff", "-no-color"], MODULE)
+    assert result.returncode == 0, f"run `terraform fmt -recursive infra/terraform`:\n{result.stdout}{result.stderr}"
+
+
+def test_module_validates(workspace: Path) -> None:
+    _init(workspace)
+    result = _run(["validate", "-no-color"], workspace)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The configuration is valid" in result.stdout
+
+
+def test_seed_000_example_call_validates(workspace: Path) -> None:
+    example = workspace / "examples" / "basic"
+    _init(example)
+    result = _run(["validate", "-no-color"], example)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_interface_has_seed_000_variables_and_allowlist_output() -> None:
+    text = (MODULE / "variables.tf").read_text()
+    declared = set(re.findall(r'^variable "([a-z_0-9]+)"', text, flags=re.MULTILINE))
+    assert declared >= SEED_000_VARIABLES, SEED_000_VARIABLES - declared
+    outputs = set(re.findall(r'^output "([a-z_0-9]+)"', (MODULE / "outputs.tf").read_text(), flags=re.MULTILINE))
+    assert {"nat_egress_ips", "mcp_url", "github_app_key_secret_arn"} <= outputs
+
+
+def test_validation_rejects_a_repository_outside_the_org_allowlist(workspace: Path) -> None:
+    """The cross-variable validation runs at plan time, before any AWS call, so it fails here with its message."""
+    probe = workspace.parent / "probe"
+    probe.mkdir(exist_ok=True)
+    (probe / "main.tf").write_text(
+        'module "m" {\n  source = "../terraform"\n'
+        '  environment = "prod"\n  vpc_id = "vpc-1"\n  subnet_ids = ["a", "b"]\n'
+        '  github_org_whitelist = ["acme"]\n  allowed_repositories = ["evil/repo"]\n'
+        '  public_subnet_ids = ["c", "d"]\n  domain_name = "mcp.example.com"\n  certificate_arn = "arn:x"\n'
+        '  image_uri = "1.dkr.ecr.eu-west-1.amazonaws.com/mcp-bastion:1"\n  github_app_id = "1"\n'
+        '  policy_yaml = "version: 1"\n}\n'
+    )
+    _init(probe)
+    result = _run(["plan", "-input=false", "-refresh=false", "-lock=false", "-no-color"], probe)
+    assert result.returncode != 0
+    message = " ".join((result.stdout + result.stderr).split())
+    assert "every repository must belong to an organisation in github_org_whitelist" in message
