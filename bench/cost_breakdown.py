@@ -11,6 +11,7 @@ in the event loop thread, in other threads (the audit writers) and in child proc
     no-audit          governed, with the audit record dropped (nothing sealed, spooled or written)
     no-git-read       governed, with the file's bytes served from memory after the first read
     no-ref-resolve    governed, with the branch resolved once and remembered
+    tool-layer-only   governed with all three of the above: what is left is policy, validation and results
 
 Each variant runs in its own process pinned to one core, in alternating rounds; medians are reported. The
 differences between variants are the marginal cost of each part (not exactly additive). Stand-ins replace
@@ -42,7 +43,16 @@ from harness import cpu_time, pinning
 from setup_data import prepare
 
 BENCH_DIR = Path(__file__).resolve().parent
-VARIANTS = ("bare", "sdk+tools", "http+sdk+tools", "governed", "no-audit", "no-git-read", "no-ref-resolve")
+VARIANTS = (
+    "bare",
+    "sdk+tools",
+    "http+sdk+tools",
+    "governed",
+    "no-audit",
+    "no-git-read",
+    "no-ref-resolve",
+    "tool-layer-only",
+)
 CONCURRENCY = 16
 
 
@@ -87,11 +97,11 @@ def build_variant(variant: str, data_dir: Path, content: str) -> App:
         bastion.server.run_tool = stub_run_tool
     settings = Settings()
     runtime = build_runtime(settings)
-    if variant == "no-audit":
+    if variant in ("no-audit", "tool-layer-only"):
         runtime.services.record = lambda event: None  # pyright: ignore[reportAttributeAccessIssue]
-    elif variant == "no-git-read":
+    if variant in ("no-git-read", "tool-layer-only"):
         runtime.backend.read_blob = _memoize(runtime.backend.read_blob)  # pyright: ignore[reportAttributeAccessIssue]
-    elif variant == "no-ref-resolve":
+    if variant in ("no-ref-resolve", "tool-layer-only"):
         runtime.backend.resolve = _memoize(runtime.backend.resolve)  # pyright: ignore[reportAttributeAccessIssue]
     app = create_app(settings, runtime)
     if variant != "sdk+tools":
@@ -279,10 +289,12 @@ def main() -> int:
         "  of which audit (governed - no-audit)": total["governed"] - total["no-audit"],
         "  of which the git read (governed - no-git-read)": total["governed"] - total["no-git-read"],
         "  of which ref resolution (governed - no-ref-resolve)": total["governed"] - total["no-ref-resolve"],
+        "  policy, validation, results (tool-layer-only - http+sdk+tools)": total["tool-layer-only"]
+        - total["http+sdk+tools"],
     }
     print("\nMarginal costs, µs per request (total CPU):")
     for label, value in parts.items():
-        print(f"  {label:<56} {value:>7.0f}")
+        print(f"  {label:<66} {value:>7.0f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"medians_us": medians, "marginal_us": parts, "samples": samples}, indent=2))
     print(f"\nJSON result: {args.output}")
