@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+def serve_app(app: ASGIApp, port: int | None = None) -> Generator[str]:
     """Serve `app` until the block ends; yields the base URL (`http://127.0.0.1:PORT`)."""
     port = port or free_port()
     # proxy_headers=False as in `bastion serve`: the app's edge alone reads X-Forwarded-For (server.trusted_proxies).
