@@ -1,0 +1,1 @@
+"""GitHub: credentials (GitHub App installation tokens, PATs), webhooks."""
