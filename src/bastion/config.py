@@ -17,11 +17,13 @@ __all__ = [
     "AuditJsonlSettings",
     "AuditSettings",
     "AuthSettings",
+    "GitHubSettings",
     "GuardSettings",
     "LogSettings",
     "OidcSettings",
     "PolicySettings",
     "RateLimitSettings",
+    "RepoBootstrapEntry",
     "RepoSettings",
     "ServerSettings",
     "Settings",
@@ -109,6 +111,14 @@ class AuthSettings(BaseModel):
     """Who may call. API keys are always checked; OIDC bearer tokens too when `oidc.issuer` is set."""
 
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    trust_gateway_authorizer: bool = Field(
+        default=False,
+        description=(
+            "On AWS Lambda behind API Gateway: take the caller from the gateway authorizer's verified claims "
+            "(REST API Cognito `claims`, HTTP API JWT `jwt.claims`), mapped with the oidc claim settings. Only the "
+            "Lambda adapter can supply these claims; a request without them still needs its own bearer credential."
+        ),
+    )
     key_cache_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -222,7 +232,25 @@ class AuditSettings(BaseModel):
     )
 
 
+class RepoBootstrapEntry(BaseModel):
+    """One repository named in `BASTION_REPOS__BOOTSTRAP`."""
+
+    url: str
+    name: str | None = Field(default=None, description="owner/repo; default: from the URL.")
+
+
 class RepoSettings(BaseModel):
+    backend: Literal["mirror", "github"] = Field(
+        default="mirror",
+        description="Where repository data comes from: local bare mirrors, or GitHub's REST API (no disk: Lambda).",
+    )
+    bootstrap: list[RepoBootstrapEntry] = Field(
+        default_factory=list,
+        description=(
+            'Repositories to serve, JSON: [{"url": "https://github.com/acme/api.git", "name": "acme/api"}]. '
+            "With the github backend this list is the registry."
+        ),
+    )
     sync_interval_seconds: float = Field(
         default=0, ge=0, description="Fetch every mirror this often while serving; 0 disables the schedule."
     )
@@ -240,6 +268,40 @@ class RepoSettings(BaseModel):
     )
     max_patch_bytes: int = Field(
         default=524_288, gt=0, description="Patch text returned by one get_commit / compare_refs call."
+    )
+
+
+class GitHubSettings(BaseModel):
+    """GitHub's REST API (the github repository backend) and the credentials for it."""
+
+    api_url: str = Field(
+        default="https://api.github.com", description="REST API root; GitHub Enterprise Server: https://HOST/api/v3."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="A personal access token (read-only), when no GitHub App is configured."
+    )
+    org_allowlist: list[str] = Field(
+        default_factory=list, description="Organisations the server may reach (empty: any the credentials reach)."
+    )
+    request_timeout_seconds: float = Field(default=10.0, gt=0, description="Upper bound for one API request.")
+    max_retry_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Longest wait honoured for a secondary rate limit (403/429 with retry-after) before one retry; a "
+            "longer wait answers 'unavailable' with the time to retry instead."
+        ),
+    )
+    refs_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description=(
+            "How long branch/tag lists and repository metadata are reused before they are revalidated (an ETag "
+            "revalidation answered 304 costs no rate limit)."
+        ),
+    )
+    cache_bytes: int = Field(
+        default=67_108_864, gt=0, description="Memory for cached file contents (by blob SHA) in the github backend."
     )
 
 
@@ -277,6 +339,7 @@ class Settings(BaseSettings):
     )
     state_password: SecretStr | None = Field(default=None, description="Password for state_url (injected secret).")
     repos: RepoSettings = Field(default_factory=RepoSettings)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
