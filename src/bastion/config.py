@@ -20,13 +20,16 @@ __all__ = [
     "GitHubSettings",
     "GuardSettings",
     "LogSettings",
+    "MetricsSettings",
     "OidcSettings",
     "PolicySettings",
     "RateLimitSettings",
     "RepoBootstrapEntry",
     "RepoSettings",
+    "SecretsSettings",
     "ServerSettings",
     "Settings",
+    "TracingSettings",
 ]
 
 
@@ -165,8 +168,18 @@ class GuardSettings(BaseModel):
 
 class PolicySettings(BaseModel):
     file: Path | None = Field(default=None, description="Policy YAML. Default: <data_dir>/policy.yaml.")
+    url: str | None = Field(
+        default=None,
+        description=(
+            "Read the policy from AWS instead of a file: `ssm:<parameter-name>` or `s3://<bucket>/<key>`. Fetched at "
+            "start (the server refuses to start without it) and re-checked every reload_check_seconds by parameter "
+            "version / ETag; an unreachable store keeps the last good policy. Overrides `file`."
+        ),
+    )
     reload_check_seconds: float = Field(
-        default=1.0, ge=0, description="How often (at most) the file is stat()ed for changes; 0 checks every call."
+        default=1.0,
+        ge=0,
+        description="How often (at most) the file is stat()ed, or the remote policy re-checked, for changes.",
     )
 
 
@@ -283,6 +296,35 @@ class GitHubSettings(BaseModel):
     org_allowlist: list[str] = Field(
         default_factory=list, description="Organisations the server may reach (empty: any the credentials reach)."
     )
+    # The GitHub App and the token secrets (docs/github-app.md).
+    app_id: str | None = Field(default=None, description="GitHub App id; with private_key_secret turns the App on.")
+    private_key_secret: str | None = Field(
+        default=None, description="Secret (see `secrets`) holding the App's PEM private key."
+    )
+    installation_ids: dict[str, int] = Field(
+        default_factory=dict,
+        description="Installation id per organisation (JSON object); others: GET /orgs/{org}/installation.",
+    )
+    pat_secret: str | None = Field(
+        default=None,
+        description=(
+            "Secret holding one personal access token for organisations the App does not cover. Unset (and no "
+            "`token`): per-organisation secrets, secrets.name_template then secrets.default_name."
+        ),
+    )
+    web_url: str | None = Field(
+        default=None,
+        description="Where git clones from (https://github.com, https://HOST). Default: derived from api_url.",
+    )
+    webhook_secret_name: str | None = Field(
+        default=None, description="Secret holding the webhook HMAC secret; setting it enables POST /webhooks/github."
+    )
+    webhook_sync_delay_seconds: float = Field(
+        default=2.0, ge=0, description="Pushes arriving within this window after a webhook are fetched together."
+    )
+    token_refresh_seconds: float = Field(
+        default=300, gt=0, lt=3000, description="Refresh an installation token when less than this much is left."
+    )
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Upper bound for one API request.")
     max_retry_wait_seconds: float = Field(
         default=10.0,
@@ -305,9 +347,82 @@ class GitHubSettings(BaseModel):
     )
 
 
+class SecretsSettings(BaseModel):
+    """Where secrets (GitHub App key, tokens, webhook secret) come from, and how long they are cached."""
+
+    provider: Literal["env", "file", "aws"] = Field(
+        default="env",
+        description=(
+            "env: a secret name is an environment variable (`mcp/github/acme` is read from MCP_GITHUB_ACME); "
+            "file: a file under `directory` (or an absolute path); aws: AWS Secrets Manager (name or ARN)."
+        ),
+    )
+    cache_seconds: float = Field(default=300, ge=0, description="How long a fetched secret is used before re-reading.")
+    stale_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description=(
+            "While the store cannot be reached, keep using a cached secret this long past its cache time (or until "
+            "the credential's own expiry, when the secret states one)."
+        ),
+    )
+    name_template: str = Field(
+        default="mcp/github/{org}", description="Per-organisation GitHub token secret; {org} is the organisation."
+    )
+    default_name: str = Field(
+        default="mcp/github/default", description="Token secret for organisations without their own."
+    )
+    directory: Path | None = Field(default=None, description="File provider root. Default: <data_dir>/secrets.")
+    region: str | None = Field(default=None, description="AWS region. Default: AWS_REGION / the SDK's default.")
+    endpoint_url: str | None = Field(default=None, description="Another endpoint (tests: a local moto_server).")
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, description="One JSON object per line (for CloudWatch / Loki).")
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus `/metrics` and CloudWatch Embedded Metric Format (docs/observability.md)."""
+
+    enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Serve /metrics on this port only (on `host`), not on the main port. None: on the main port, where it "
+            "needs `token` unless the caller is on loopback."
+        ),
+    )
+    token: SecretStr | None = Field(
+        default=None, description="When set, /metrics requires `Authorization: Bearer <token>`."
+    )
+    emf: bool = Field(
+        default=False,
+        description="Also print the figures as CloudWatch Embedded Metric Format lines on stdout (Lambda, ECS).",
+    )
+    emf_namespace: str = Field(default="McpBastion", min_length=1, max_length=255, description="EMF namespace.")
+    emf_interval_seconds: float = Field(
+        default=60.0, ge=1, description="Aggregate this long, then print one EMF line per dimension combination."
+    )
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces (needs the `otel` extra: pip install 'mcp-bastion[otel]')."""
+
+    enabled: bool = Field(default=False, description="Record spans for each HTTP request and tool call.")
+    exporter: Literal["otlp", "console"] = Field(
+        default="otlp", description="otlp: OTLP over HTTP (OTEL_EXPORTER_OTLP_* variables apply); console: stdout."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces. Default: the OTEL_* variables.",
+    )
+    service_name: str = Field(default="mcp-bastion", description="The service.name resource attribute.")
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="Share of new traces recorded; a caller's sampled flag is honoured."
+    )
 
 
 class Settings(BaseSettings):
@@ -340,7 +455,10 @@ class Settings(BaseSettings):
     state_password: SecretStr | None = Field(default=None, description="Password for state_url (injected secret).")
     repos: RepoSettings = Field(default_factory=RepoSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
