@@ -127,6 +127,7 @@ class FileDiff:
 class CommitDetail:
     commit: CommitSummary
     files: tuple[FileDiff, ...] = ()
+    files_truncated: bool = False  # the source listed only some changed files (GitHub: at most 3,000 per commit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ class Comparison:
     behind_by: int
     commits: tuple[CommitSummary, ...]
     files: tuple[FileDiff, ...]
+    files_truncated: bool = False  # the source listed only some changed files (GitHub: at most 300 per comparison)
 
 
 @dataclass(frozen=True, slots=True)
