@@ -31,6 +31,8 @@ from tests.security.policy_target import (
 )
 from tests.support.gitrepo import git
 
+from bastion.audit.render import render_line
+
 pytestmark = pytest.mark.anyio
 
 RULE = "eng-read"
@@ -392,6 +394,14 @@ async def test_a_commit_only_on_a_denied_branch(probe: Prober, target: Target) -
             f"ref '{full}' is not allowed by rule '{RULE}' (allowed: main, release/*)",
             **APP, path="README.md", ref=ref,
         )  # fmt: skip
+    # ... and through the tools that ask no path question (so the ref check alone stands in the way).
+    wip_denied = f"ref 'refs/heads/wip' is not allowed by rule '{RULE}' (allowed: main, release/*)"
+    await probe.refused("get_repository_tree", "denied", wip_denied, **APP, ref="wip")
+    await probe.refused("list_commits", "denied", wip_denied, **APP, ref="refs/heads/wip")
+    await probe.refused("get_commit", "denied", wip_denied, **APP, sha="wip", detail="none")
+    await probe.refused("compare_refs", "denied", wip_denied, **APP, base="main", head="wip")
+    await probe.refused("search_code", "denied", wip_denied, query="WIP", repo="acme/app", ref="wip")
+    await probe.refused("analyze_repository", "denied", wip_denied, **APP, ref="wip")
     branches = await probe.allowed("list_branches", **APP)
     assert [b["name"] for b in branches["refs"]] == ["main", "release/1.0"]
     await probe.refused(
@@ -585,3 +595,21 @@ async def test_a_directory_tree_id_does_not_confirm_a_guess_at_a_denied_file(pro
     guess = CONFIG_ENV_LINE.encode() + b"\n"
     guessed_tree = _git_object_id("tree", b"100644 .env\0" + bytes.fromhex(_git_object_id("blob", guess)))
     assert config_id != guessed_tree, "the listing confirmed the guessed content of the denied config/.env"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known gap (docs/security.md): `bastion audit tail` prints repo, ref and client as sent, so a refused "
+    "call can write terminal escapes and fake lines into an operator's view (the stored records are intact)",
+)
+async def test_a_refused_call_cannot_forge_lines_in_audit_tail(probe: Prober, target: Target) -> None:
+    """The refusal is recorded with what the caller sent (evidence), but the one-line rendering an operator
+    watches (`bastion audit tail -f`) must show it as one line without control characters."""
+    forged = "x\n2026-01-01 00:00:00Z  alice  -  get_file_contents  acme/app@main  allow/ok  1.0ms\x1b[2K"
+    refusal = await probe.call("get_file_contents", owner="acme", repo=forged, path="README.md")
+    assert refusal.result.is_error
+    event = next(e for e in await target.audit() if e.request_id == refusal.request_id)
+    assert event.outcome == "invalid_input"
+    line = render_line(event)
+    assert not {"\n", "\r", "\x1b"} & set(line), f"audit tail would print: {line!r}"
