@@ -183,3 +183,17 @@ async def test_links_outside_the_api_are_not_followed(api: GitHubApi, tmp_path: 
     async with github:
         with pytest.raises(Unavailable, match=r"outside http://127\.0\.0\.1:[0-9]+; refusing to follow it"):
             await github.client.json("acme", "https://evil.example/steal")
+
+
+async def test_a_low_rate_limit_is_logged_once_per_window(
+    api: GitHubApi, tmp_path: Path, mirrored: Mirrored, caplog: pytest.LogCaptureFixture
+) -> None:
+    github, _ = _backend(api, tmp_path)
+    api.core_remaining = 400  # below a tenth of 5000
+    with caplog.at_level("WARNING", logger="bastion.repos.github_backend.limits"):
+        async with github:
+            await github.refs(REPO)
+            await github.list_tree(REPO, mirrored.commits["c5"], "", False)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("GitHub core rate limit low: 399 of 5000 left until ")

@@ -9,6 +9,7 @@ a "secondary rate limit" message without it) block the resource the same way for
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ __all__ = [
     "snapshot_from_headers",
     "whole_seconds",
 ]
+
+logger = logging.getLogger(__name__)
 
 # GitHub: "If the retry-after response header is not present ... wait for at least one minute before retrying."
 DEFAULT_SECONDARY_WAIT = 60.0
@@ -98,6 +101,7 @@ class RateLimits:
         self._on_update = on_update
         self._snapshots: dict[str, RateLimitSnapshot] = {}
         self._blocked_until: dict[str, float] = {}
+        self._warned: dict[str, float] = {}  # resource -> the reset time already warned about
 
     def record(self, headers: Mapping[str, str]) -> RateLimitSnapshot | None:
         snapshot = snapshot_from_headers(headers)
@@ -105,6 +109,16 @@ class RateLimits:
             self._snapshots[snapshot.resource] = snapshot
             if self._on_update is not None:
                 self._on_update(snapshot)
+            low = snapshot.remaining <= snapshot.limit // 10
+            if low and self._warned.get(snapshot.resource) != snapshot.reset_at:
+                self._warned[snapshot.resource] = snapshot.reset_at  # once per window, not per request
+                logger.warning(
+                    "GitHub %s rate limit low: %d of %d left until %s",
+                    snapshot.resource,
+                    snapshot.remaining,
+                    snapshot.limit,
+                    time.strftime("%H:%M:%S UTC", time.gmtime(snapshot.reset_at)),
+                )
         return snapshot
 
     def block(self, resource: str, seconds: float) -> None:
