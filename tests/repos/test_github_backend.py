@@ -12,7 +12,7 @@ import pytest
 from tests.repos.conftest import REPO, Mirrored
 from tests.support.github_api import GitHubApi, github_api, github_settings
 
-from bastion.errors import InvalidInput, NotFound, Unavailable
+from bastion.errors import ConfigError, InvalidInput, NotFound, Unavailable
 from bastion.github.credentials import StaticToken
 from bastion.repos.github_backend import GitHubBackend
 from bastion.repos.mirror import MirrorBackend
@@ -71,6 +71,11 @@ async def test_org_allowlist_serves_unlisted_repositories_of_allowed_owners(api:
         assert (await github.get_repository("acme/widgets")).default_branch == "main"
         with pytest.raises(NotFound, match="owner is not in BASTION_GITHUB__ORG_ALLOWLIST"):
             await github.get_repository("other/widgets")
+
+
+def test_a_backend_that_would_serve_nothing_refuses_to_start(api: GitHubApi, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="would serve nothing: list the repositories in BASTION_REPOS__BOOTSTRAP"):
+        GitHubBackend(github_settings(api.url, tmp_path, []), StaticToken("test-token"))
 
 
 async def test_refs_equal_the_mirrors(github: GitHubBackend, backend: MirrorBackend) -> None:

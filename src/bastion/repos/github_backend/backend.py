@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from bastion.config import Settings
-from bastion.errors import BastionError, InvalidInput, NotFound
+from bastion.errors import BastionError, ConfigError, InvalidInput, NotFound
 from bastion.github.credentials import GitHubCredentials
 from bastion.repos.backend import DiffDetail
 from bastion.repos.cache import LRU
@@ -79,6 +79,11 @@ class GitHubBackend:
             name = validate_repo_name(entry.name) if entry.name else name_from_url(entry.url)
             self.configured[name.lower()] = Configured(name, entry.url)
         self.org_allowlist = {org.lower() for org in settings.github.org_allowlist}
+        if not self.configured and not self.org_allowlist:
+            raise ConfigError(
+                "the github repository backend would serve nothing: list the repositories in BASTION_REPOS__BOOTSTRAP "
+                "(or the organisations in BASTION_GITHUB__ORG_ALLOWLIST)"
+            )
         refs_seconds = settings.github.refs_cache_seconds
         self.repo_info: TtlCache[str, RepoInfo] = TtlCache(refs_seconds)
         self.ref_snapshots: TtlCache[str, RefSnapshot] = TtlCache(refs_seconds)
