@@ -8,7 +8,14 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-__all__ = ["GitHubCredentials", "GitHubToken", "StaticToken"]
+from bastion.errors import Unavailable
+
+__all__ = ["GitHubCredentials", "GitHubToken", "NoCredentials", "StaticToken"]
+
+
+class NoCredentials(Unavailable):
+    """Nothing is configured for this organisation (no App installation, no token secret): git may still try
+    anonymously (public repositories), the REST backend cannot."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bastion.config import Settings
 from bastion.errors import BastionError, InvalidInput, Unavailable
@@ -39,6 +40,9 @@ from bastion.repos.registry import (
 )
 from bastion.repos.types import RepoInfo
 from bastion.repos.worktree import update_worktree
+
+if TYPE_CHECKING:
+    from bastion.github.git_auth import GitAuth, GitRemoteAuth
 
 __all__ = [
     "ProgressCallback",
@@ -99,10 +103,29 @@ async def _sync_lock(git_dir: Path, wait_limit: float) -> AsyncGenerator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-async def _remote_default_branch(settings: Settings, remote: str, git_dir: Path | None) -> str | None:
+def _remote_auth(settings: Settings, auth: GitRemoteAuth | None) -> GitRemoteAuth:
+    """The server passes its shared one (one token cache); the CLI builds one from the settings."""
+    if auth is not None:
+        return auth
+    from bastion.github.setup import git_auth_from_settings
+
+    return git_auth_from_settings(settings)
+
+
+def _auth_options(auth: GitAuth | None) -> dict[str, Any]:
+    """`config=` and `env=` for a git command that talks to the remote (the credential helper, docs/github-app.md)."""
+    return {"config": auth.config, "env": dict(auth.env)} if auth is not None else {}
+
+
+async def _remote_default_branch(
+    settings: Settings, remote: str, git_dir: Path | None, auth: GitAuth | None = None
+) -> str | None:
     """The branch the remote's HEAD points at (None for an empty repository)."""
     result = await run_git(
-        git_dir, ["ls-remote", "--symref", "--", remote, "HEAD"], time_limit=settings.repos.fetch_timeout_seconds
+        git_dir,
+        ["ls-remote", "--symref", "--", remote, "HEAD"],
+        time_limit=settings.repos.fetch_timeout_seconds,
+        **_auth_options(auth),
     )
     for line in result.text.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
@@ -128,13 +151,13 @@ def _write_marker(git_dir: Path) -> None:
 
 
 async def _refresh(
-    settings: Settings, name: str, git_dir: Path, progress: ProgressCallback | None
+    settings: Settings, name: str, git_dir: Path, progress: ProgressCallback | None, auth: GitAuth | None = None
 ) -> tuple[str | None, str | None]:
     """Fetch into an existing (or just initialised) mirror and bring refs, worktree and marker up to date.
     Returns (default branch, its head SHA); both None for an empty remote."""
     repos = settings.repos
     _report(progress, name, "resolving default branch")
-    default_branch = await _remote_default_branch(settings, "origin", git_dir)
+    default_branch = await _remote_default_branch(settings, "origin", git_dir, auth)
     if default_branch is not None:
         await run_git(
             git_dir, ["symbolic-ref", "HEAD", f"refs/heads/{default_branch}"], time_limit=repos.git_timeout_seconds
@@ -151,6 +174,7 @@ async def _refresh(
         ["fetch", "--prune", "--atomic", "--progress", "--no-write-fetch-head", "--no-recurse-submodules", "origin"],
         time_limit=repos.fetch_timeout_seconds,
         on_stderr_line=on_stderr,
+        **_auth_options(auth),
     )
     _report(progress, name, "packing refs")
     await run_git(git_dir, ["pack-refs", "--all", "--prune"], time_limit=repos.git_timeout_seconds)
@@ -172,7 +196,12 @@ def _move_into_place(staging: Path, final: Path) -> None:
 
 
 async def _create_mirror(
-    settings: Settings, name: str, url: str, final: Path, progress: ProgressCallback | None
+    settings: Settings,
+    name: str,
+    url: str,
+    final: Path,
+    progress: ProgressCallback | None,
+    auth: GitAuth | None = None,
 ) -> tuple[str | None, str | None]:
     """Build a complete mirror under a temporary name, then rename it to `final`."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +209,7 @@ async def _create_mirror(
     try:
         _report(progress, name, "creating mirror")
         await _configure(settings, staging, url)
-        outcome = await _refresh(settings, name, staging, progress)
+        outcome = await _refresh(settings, name, staging, progress, auth)
         _move_into_place(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -189,10 +218,17 @@ async def _create_mirror(
 
 
 async def add_repository(
-    settings: Settings, url: str, name: str | None = None, progress: ProgressCallback | None = None
+    settings: Settings,
+    url: str,
+    name: str | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    auth: GitRemoteAuth | None = None,
 ) -> RepoInfo:
-    """Register a repository and create its mirror (first sync included). Nothing is registered if that fails."""
+    """Register a repository and create its mirror (first sync included). Nothing is registered if that fails.
+    GitHub remotes authenticate through `auth` (default: built from `settings.github`)."""
     clean_url = validate_remote_url(url)
+    remote_auth = _remote_auth(settings, auth)
     repo_name = validate_repo_name(name) if name else name_from_url(clean_url)
     registry = Registry(settings.data_dir)
     final = mirror_path(settings.data_dir, repo_name)
@@ -201,7 +237,9 @@ async def add_repository(
         if existing is not None:
             raise InvalidInput(f"repository {existing.name!r} is already registered (url {existing.url})")
         try:
-            default_branch, head_sha = await _create_mirror(settings, repo_name, clean_url, final, progress)
+            default_branch, head_sha = await remote_auth.run(
+                clean_url, lambda git_auth: _create_mirror(settings, repo_name, clean_url, final, progress, git_auth)
+            )
         except Unavailable as exc:
             raise Unavailable(f"cannot mirror {repo_name} from {clean_url}: {exc.message}") from exc
         record = replace(
@@ -212,18 +250,25 @@ async def add_repository(
     return record.to_info()
 
 
-async def sync_repository(settings: Settings, name: str, progress: ProgressCallback | None = None) -> RepoInfo:
+async def sync_repository(
+    settings: Settings, name: str, progress: ProgressCallback | None = None, *, auth: GitRemoteAuth | None = None
+) -> RepoInfo:
     """Fetch one registered repository. On failure the previous mirror stays usable, the error is recorded in
     the registry (`last_sync_error`) and raised as Unavailable."""
     registry = Registry(settings.data_dir)
     record = registry.get(name)
     git_dir = mirror_path(settings.data_dir, record.name)
+    remote_auth = _remote_auth(settings, auth)
+
+    async def attempt(git_auth: GitAuth | None) -> tuple[str | None, str | None]:
+        if git_dir.is_dir():
+            return await _refresh(settings, record.name, git_dir, progress, git_auth)
+        # never synced successfully, or removed by hand: build it again
+        return await _create_mirror(settings, record.name, record.url, git_dir, progress, git_auth)
+
     try:
         async with _sync_lock(git_dir, settings.repos.fetch_timeout_seconds):
-            if git_dir.is_dir():
-                default_branch, head_sha = await _refresh(settings, record.name, git_dir, progress)
-            else:  # never synced successfully, or removed by hand: build it again
-                default_branch, head_sha = await _create_mirror(settings, record.name, record.url, git_dir, progress)
+            default_branch, head_sha = await remote_auth.run(record.url, attempt)
     except (BastionError, OSError) as exc:
         message = exc.message if isinstance(exc, BastionError) else f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(registry.update, record.name, last_sync_error=message)
@@ -241,19 +286,22 @@ async def sync_repository(settings: Settings, name: str, progress: ProgressCallb
 
 
 async def sync_all(
-    settings: Settings, progress: ProgressCallback | None = None
+    settings: Settings, progress: ProgressCallback | None = None, *, auth: GitRemoteAuth | None = None
 ) -> list[tuple[str, RepoInfo | BastionError]]:
     """Sync every registered repository, one after another; a failure is reported, not raised."""
     outcomes: list[tuple[str, RepoInfo | BastionError]] = []
+    remote_auth = _remote_auth(settings, auth)
     for record in Registry(settings.data_dir).records():
         try:
-            outcomes.append((record.name, await sync_repository(settings, record.name, progress)))
+            outcomes.append((record.name, await sync_repository(settings, record.name, progress, auth=remote_auth)))
         except BastionError as exc:
             outcomes.append((record.name, exc))
     return outcomes
 
 
-async def run_scheduled_sync(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def run_scheduled_sync(
+    settings: Settings, *, stop: asyncio.Event | None = None, auth: GitRemoteAuth | None = None
+) -> None:
     """Sync every mirror each `repos.sync_interval_seconds` until `stop` is set (or the task is cancelled).
     Returns at once when the interval is 0 (schedule disabled). Run it as a task beside the server."""
     interval = settings.repos.sync_interval_seconds
@@ -261,7 +309,7 @@ async def run_scheduled_sync(settings: Settings, *, stop: asyncio.Event | None =
         return
     stop = stop or asyncio.Event()
     while not stop.is_set():
-        for name, outcome in await sync_all(settings):
+        for name, outcome in await sync_all(settings, auth=auth):
             if isinstance(outcome, BastionError):
                 log.warning("scheduled sync of %s failed: %s", name, outcome.message)
         with contextlib.suppress(TimeoutError):

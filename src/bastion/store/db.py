@@ -5,7 +5,8 @@ mirror them for queries (a test checks that both agree). Opening an up-to-date d
 `alembic_version`; Alembic itself is imported only when a migration is actually due.
 
 SQLite is the default; the same code runs against PostgreSQL (`open_engine("postgresql+psycopg://...")`), which
-is why the migrations use only portable DDL.
+is why the migrations use only portable DDL. `BASTION_STATE_URL` (+ `BASTION_STATE_PASSWORD`) selects it for
+`open_state`: many instances then share keys, and migrations take an advisory lock so they run once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "open_engine",
     "open_state",
     "schema_revision",
+    "state_engine_url",
     "upgrade",
     "write_transaction",
 ]
@@ -51,6 +53,7 @@ __all__ = [
 SCHEMA_HEAD = "0001"
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+_MIGRATION_LOCK_KEY = 0x62617374  # "bast": the PostgreSQL advisory lock held while migrating
 
 
 class UtcDateTime(sa.TypeDecorator[Any]):
@@ -157,8 +160,28 @@ def open_engine(url: str | sa.URL, **engine_kwargs: Any) -> Engine:
     return engine
 
 
+def state_engine_url(settings: Settings) -> sa.URL | None:
+    """`state_url` with `state_password` filled in (a password in the URL itself wins); None: the SQLite default."""
+    if not settings.state_url:
+        return None
+    try:
+        url = sa.make_url(settings.state_url)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigError(
+            f"BASTION_STATE_URL is not a database URL (postgresql+psycopg://user@host:5432/db): {exc}"
+        ) from None
+    if url.password is None and settings.state_password is not None:
+        url = url.set(password=settings.state_password.get_secret_value())
+    return url
+
+
 def open_state(settings: Settings) -> Engine:
-    """The state store for these settings: `<data_dir>/state.db` (0600, parents 0700), migrated on open."""
+    """The state store for these settings: `state_url` (PostgreSQL, shared by every instance) when set, else
+    `<data_dir>/state.db` (0600, parents 0700); migrated on open."""
+    shared = state_engine_url(settings)
+    if shared is not None:
+        # pre_ping: a pooled connection the database (or a failover) closed is replaced, not handed out broken.
+        return open_engine(shared, pool_pre_ping=True)
     path = settings.state_db
     ensure_private_file(path)
     return open_engine(sa.URL.create("sqlite+pysqlite", database=str(path)))
@@ -217,6 +240,9 @@ def upgrade(engine: Engine) -> None:
     # already migrated; Alembic re-reads the revision inside this transaction.
     try:
         with write_transaction(engine) as connection:
+            if engine.dialect.name == "postgresql":
+                # Instances starting together: the others wait here, then find the schema migrated.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             command.upgrade(alembic_config(connection), "head")
     except CommandError as exc:
         raise ConfigError(
