@@ -30,6 +30,7 @@ from bastion.auth.keys import KeyStore
 from bastion.auth.oidc import OidcAuthenticator
 from bastion.config import Settings
 from bastion.errors import Unauthenticated
+from bastion.observability.setup import Observability
 from bastion.policy.loader import PolicyFile
 from bastion.ratelimit import RateLimitMiddleware, RateLimitRules, build_rate_limiter
 from bastion.repos.mirror import MirrorBackend
@@ -149,6 +150,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     allowlist = IpAllowlist.parse(settings.server.ip_allowlist)
     limit_rules = RateLimitRules(settings.rate_limit, TOOL_NAMES) if settings.rate_limit.enabled else None
     limiter = build_rate_limiter(settings.rate_limit) if limit_rules is not None else None
+    observability = Observability(settings)  # metrics, EMF, tracing (a missing OpenTelemetry SDK fails here)
     runtime = runtime or build_runtime(settings)
     server = settings.server
     sdk_app = runtime.mcp.streamable_http_app(
@@ -169,6 +171,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
         runtime.audit.start()
+        observability.start(runtime.audit.stats)
         sync_task = None
         if settings.repos.sync_interval_seconds > 0:
             sync_task = asyncio.create_task(run_scheduled_sync(settings))
@@ -181,6 +184,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 sync_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync_task
+            await observability.aclose()
             await runtime.backend.aclose()
             if limiter is not None:
                 await limiter.aclose()
@@ -199,10 +203,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Route("/health", health, methods=["GET"]),
             Route("/ready", readiness_endpoint(_readiness(runtime)), methods=["GET"]),
             *metadata_routes,
+            *observability.routes,  # /metrics (unless metrics.port serves it apart)
             Mount("/", app=protected),
         ],
         middleware=[
             Middleware(EdgeMiddleware, max_body_bytes=server.max_body_bytes, trusted_proxies=server.trusted_proxies),
+            *observability.middleware,  # request id + trace id for logs and audit; the HTTP span
             *network,  # right after the edge: a refused address learns nothing and costs no key lookup
         ],
         lifespan=lifespan,

@@ -15,6 +15,7 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, Too
 from pydantic import Field
 
 from bastion import __version__
+from bastion.observability.metrics import METRICS
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools import analyze, files, history, listing, search
@@ -124,6 +125,9 @@ class AuditEveryCall(Extension):
         )
         if receipt is not None:
             await receipt  # in the durable spool before the answer leaves
+        # An unknown name is counted as "unknown": a caller must not be able to mint metric series.
+        tool = params.name if params.name in TOOL_NAMES else "unknown"
+        METRICS.tool_call(tool, "invalid_input" if failed else "ok", "none", perf_counter() - started, None)
 
 
 def build_mcp(services: Services) -> MCPServer:

@@ -53,7 +53,7 @@ def _register() -> None:
                 raise
             continue
         app.add_typer(module.app, name=command_name)
-    for module_name in ("bastion.cli.serve", "bastion.cli.client_config", "bastion.cli.token"):
+    for module_name in ("bastion.cli.serve", "bastion.cli.client_config", "bastion.cli.token", "bastion.cli.doctor"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

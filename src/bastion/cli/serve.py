@@ -49,6 +49,9 @@ def serve(
             os.environ["BASTION_DATA_DIR"] = str(settings.data_dir)
             os.environ["BASTION_HOST"] = settings.host
             os.environ["BASTION_PORT"] = str(settings.port)
+            from bastion.observability.multiprocess import prepare_multiprocess_dir
+
+            prepare_multiprocess_dir(settings.data_dir)  # one /metrics over every worker (docs/observability.md)
             uvicorn.run(
                 "bastion.app:create_app_from_env",
                 factory=True,
@@ -56,6 +59,7 @@ def serve(
                 port=settings.port,
                 workers=workers,
                 log_level="warning",
+                log_config=None,  # uvicorn's own lines go through our handler too (JSON, request id, redaction)
                 access_log=False,
                 proxy_headers=False,
             )
@@ -67,7 +71,15 @@ def serve(
     # proxy_headers=False: uvicorn would otherwise rewrite the client address from X-Forwarded-For for loopback
     # peers (or any peer in FORWARDED_ALLOW_IPS) before the app sees it, bypassing server.trusted_proxies and so the
     # IP allowlist and the audited source address. The app's edge is the one place that reads that header.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def _preflight(settings: Settings) -> None:

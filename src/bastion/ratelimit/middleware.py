@@ -25,6 +25,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent
+from bastion.observability.metrics import METRICS
 from bastion.principal import Principal, RequestInfo
 from bastion.ratelimit.limiter import RateLimiter, Refusal
 from bastion.ratelimit.rules import RateLimitRules
@@ -158,6 +159,7 @@ class RateLimitMiddleware:
         if refusal is None:
             await self.app(scope, receive, send)
             return
+        METRICS.rate_limited(refusal.bucket.scope)
         await self._audit(refusal, call, principal, info, scope, started)
         await _send_refusal(send, refusal, call.request_id)
 

@@ -16,6 +16,9 @@ from mcp_types import CallToolResult, TextContent
 
 from bastion.audit.event import AuditEvent, Outcome
 from bastion.errors import AccessDenied, BastionError, Unauthenticated
+from bastion.observability.context import with_trace_id
+from bastion.observability.metrics import METRICS
+from bastion.observability.tracing import record_tool_span
 from bastion.policy.types import Decision, Operation
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
@@ -180,11 +183,18 @@ async def run_tool(
             rule=rule,
             duration_ms=round((perf_counter() - started) * 1000, 3),
             outcome=outcome,
-            metadata=call.metadata if call else {},
+            metadata=with_trace_id(call.metadata if call else {}),
         )
     )
     if receipt is not None:
         await receipt  # the event is in the durable spool before the answer leaves (docs/audit.md)
+    # Metrics and the tool span, in one place that sees every governed call (a few µs: docs/observability.md).
+    elapsed = perf_counter() - started
+    repository = call.repo if call else None
+    METRICS.tool_call(tool, outcome, decision, elapsed, repository)
+    if call is not None and (redacted := call.metadata.get("redactions_total")):
+        METRICS.redactions(tool, int(redacted))  # the content guard's count (tools/guarding.py)
+    record_tool_span(tool, repository, outcome, decision, elapsed)
     return result
 
 

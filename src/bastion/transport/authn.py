@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion.audit.event import AuditEvent
 from bastion.auth.base import Authenticator
 from bastion.errors import BastionError, InsufficientScope, Unauthenticated, Unavailable
+from bastion.observability.metrics import METRICS, auth_failure_kind
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
 
@@ -48,6 +49,7 @@ class AuthenticationMiddleware:
         try:
             principal = await self._authenticate(scope)
         except Unauthenticated as exc:  # 401, or 403 for InsufficientScope
+            METRICS.auth_failure(auth_failure_kind(exc))
             await self._audit_failure(scope, exc, started)
             headers = {"WWW-Authenticate": self.challenge(exc)}
             await send_json_error(send, exc.http_status, exc.error, exc.message, headers=headers)
@@ -55,6 +57,7 @@ class AuthenticationMiddleware:
         except Unavailable as exc:
             # The credential could not be checked (the identity provider's keys are unreachable): not the caller's
             # fault, so a 503 to retry, never a challenge that would send the client to log in again.
+            METRICS.auth_failure("unavailable")
             await self._audit_failure(scope, exc, started)
             retry = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
             await send_json_error(send, 503, "temporarily_unavailable", exc.message, headers=retry)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent
 from bastion.errors import ConfigError
+from bastion.observability.metrics import METRICS
 from bastion.principal import RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
 
@@ -112,6 +113,7 @@ class IpAllowlistMiddleware:
             await self.app(scope, receive, send)
             return
         description = f"address {(address or 'unknown')[:64]} is not in the allowed networks"
+        METRICS.network_denied()
         receipt = self.record(
             AuditEvent(
                 request_id=info.request_id if info else None,
