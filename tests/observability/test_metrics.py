@@ -164,3 +164,17 @@ def test_token_expiry_registration(caplog: pytest.LogCaptureFixture) -> None:
     metrics.unregister_token_expiry("acme")
     found = exposition(metrics)
     assert not [name for name, _ in found if "upstream_token" in name]
+
+
+def test_a_token_source_for_organisations_learnt_on_the_way() -> None:
+    metrics = Metrics()
+    held: dict[str, float | None] = {}
+    remove = metrics.add_token_expiry_source(lambda: held)
+    assert not [name for name, _ in exposition(metrics) if "upstream_token" in name]
+    held.update({"acme": 1800.0, "globex": 240.0, "pat-only": None})
+    found = exposition(metrics)
+    assert value(found, "mcp_bastion_upstream_token_seconds_to_expiry", organization="acme") == 1800
+    assert value(found, "mcp_bastion_upstream_token_seconds_to_expiry", organization="globex") == 240
+    assert ("mcp_bastion_upstream_token_seconds_to_expiry", frozenset({("organization", "pat-only")})) not in found
+    remove()
+    assert not [name for name, _ in exposition(metrics) if "upstream_token" in name]

@@ -17,7 +17,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,6 +119,7 @@ class Metrics:
         self._audit_sources: dict[int, Callable[[], AuditStats]] = {}
         self._mirror_sources: dict[int, Callable[[], Iterable[MirrorState]]] = {}
         self._token_expiry: dict[str, Callable[[], float | None]] = {}
+        self._token_sources: dict[int, Callable[[], Mapping[str, float | None]]] = {}
         self._next_source = 0
         self._seen_errors: dict[tuple[int, str], int] = {}  # (audit source, sink or "" for the spool) -> errors
         self._gauge_labels: dict[str, set[tuple[str, ...]]] = {name: set() for name in self._gauges}
@@ -208,6 +209,12 @@ class Metrics:
         with self._lock:
             self._token_expiry[organization] = seconds_to_expiry
 
+    def add_token_expiry_source(self, expiries: Callable[[], Mapping[str, float | None]]) -> Callable[[], None]:
+        """For a credentials object that holds tokens for organisations it learns of as it goes: `expiries()`
+        returns {organisation: seconds to expiry, or None}, read at every refresh. For GitHubAppCredentials:
+        `lambda: {org: creds.seconds_to_expiry(org) for org in creds.organizations()}`."""
+        return self._add(self._token_sources, expiries)
+
     def unregister_token_expiry(self, organization: str) -> None:
         with self._lock:
             self._token_expiry.pop(organization, None)
@@ -296,6 +303,15 @@ class Metrics:
 
     def _read_tokens(self, gauges: dict[str, dict[tuple[str, ...], float]]) -> None:
         expiry = gauges[specs.UPSTREAM_TOKEN_SECONDS_TO_EXPIRY.name]
+        for source in list(self._token_sources.values()):
+            try:
+                found = dict(source())
+            except Exception:
+                logger.exception("reading upstream token expiries for metrics failed")
+                continue
+            for organization, seconds in found.items():
+                if seconds is not None:
+                    expiry[(organization,)] = min(float(seconds), expiry.get((organization,), math.inf))
         for organization, seconds_fn in list(self._token_expiry.items()):
             try:
                 seconds = seconds_fn()
