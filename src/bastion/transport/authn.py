@@ -19,9 +19,13 @@ from bastion.observability.metrics import METRICS, auth_failure_kind
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
 
-__all__ = ["PRINCIPAL_KEY", "AuthenticationMiddleware"]
+__all__ = ["GATEWAY_IDENTITY_KEY", "PRINCIPAL_KEY", "AuthenticationMiddleware"]
 
 PRINCIPAL_KEY = "bastion.principal"
+# Set only by the Lambda adapter, from `requestContext.authorizer` of the API Gateway event (claims the gateway's
+# authorizer verified): never from a header. Read only when the middleware is given a `gateway` mapper, i.e. when
+# `auth.trust_gateway_authorizer` is on; otherwise the request needs its own bearer credential like any other.
+GATEWAY_IDENTITY_KEY = "bastion.gateway_identity"
 logger = logging.getLogger(__name__)
 
 
@@ -35,11 +39,13 @@ class AuthenticationMiddleware:
         *,
         record: Callable[[AuditEvent], Awaitable[None] | None],
         challenge: Callable[[Unauthenticated], str],
+        gateway: Callable[[object], Principal] | None = None,
     ) -> None:
         self.app = app
         self.authenticators = tuple(authenticators)
         self.record = record
         self.challenge = challenge
+        self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +75,9 @@ class AuthenticationMiddleware:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:
+        identity = scope.get(GATEWAY_IDENTITY_KEY)
+        if identity is not None and self.gateway is not None:
+            return self.gateway(identity)  # Unauthenticated / InsufficientScope answer as for a bearer token
         token = self._bearer_token(scope)
         authenticator = next((a for a in self.authenticators if a.accepts(token)), None)
         if authenticator is None:
