@@ -1,11 +1,13 @@
 """Logging set-up: plain or JSON lines, each carrying the request id and trace id of the request it was logged in,
-and a redacting filter as defence in depth.
+and redaction as defence in depth.
 
 The rule is that no code logs a credential or a secret (tests/test_logs.py drives a whole server at DEBUG and
-looks for every one it used). The filter is the second line: whatever reaches the handler is scrubbed of things
+looks for every one it used). Redaction is the second line: every line our handler writes is scrubbed of things
 that look like credentials (API keys, JWTs, GitHub and AWS tokens, bearer values, passwords in URLs, PEM private
-keys) and of every value registered with `register_secret()` (the metrics token, the state password, secrets the
-server fetched).
+keys) and of every value registered with `register_secret()` (the settings' secrets: state password, metrics token,
+GitHub token). Our formatters redact what they write without changing the record, so another handler on the same
+logger (a test's capture, an operator's) sees the record as logged; `RedactingFilter` rewrites records in place,
+for a handler of your own that should only ever see scrubbed text.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "[REDACTED AWS KEY ID]"),
     (re.compile(r"(?i)\b(bearer|basic|token)(\s+|=)[A-Za-z0-9._~+/=-]{12,}"), r"\1\2" + _REDACTED),
     (re.compile(r"(?i)\b(password|passwd|secret|client_secret)(\"?\s*[:=]\s*\"?)[^\s\"',;&]{4,}"), r"\1\2" + _REDACTED),
-    (re.compile(r"(://[^/\s:@]*:)[^/\s@]+@"), r"\1" + _REDACTED + "@"),  # https://user:password@host
+    (re.compile(r"(://[^/\s:@]*:)(?!\*\*\*@)[^/\s@]+@"), r"\1" + _REDACTED + "@"),  # https://user:password@host
 )
 
 _secrets_lock = threading.Lock()
@@ -87,8 +89,8 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites the record's message, exception text and stack in place, so every formatter after it (ours or
-    a library's) only sees the scrubbed text."""
+    """Rewrites the record's message, exception text and stack in place, so every handler and formatter after it
+    only sees the scrubbed text (our own handler does not need it: its formatters redact what they write)."""
 
     _exception_formatter = logging.Formatter()
 
@@ -130,15 +132,15 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),  # field by field, before JSON escaping
             **_context_fields(),
         }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = redact(record.exc_text)
         if record.stack_info:
-            entry["stack"] = record.stack_info
+            entry["stack"] = redact(record.stack_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -149,7 +151,7 @@ class PlainFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = redact(super().format(record))
         request_id = _context_fields().get("request_id")
         if request_id:
             first, newline, rest = text.partition("\n")
@@ -161,7 +163,6 @@ def configure_logging(settings: LogSettings, stream: IO[str] | None = None) -> l
     """Route every logger through one handler on the root (stderr unless `stream` is given); returns it."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if settings.json_format else PlainFormatter())
-    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
