@@ -3,6 +3,8 @@ public key), the key in a file-backed secrets store, and credentials built over 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.support.git_http import GitHTTPServer
 from tests.support.github_stub import GitHubAppStub, github_app_stub, make_app_key
 
 from bastion.github.api import GitHubApi
@@ -31,6 +34,34 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+class GatedGitServer(GitHTTPServer):
+    """The smart-HTTP test remote, whose requests wait while `gate` is closed (a slow or unreachable remote)."""
+
+    def __init__(self, root: Path, credentials: tuple[str, str]) -> None:
+        super().__init__(root, credentials)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.gate.wait(60)
+        super().finish_request(request, client_address)
+
+
+@contextlib.contextmanager
+def git_server(root: Path, credentials: tuple[str, str]) -> Generator[GatedGitServer]:
+    """The smart-HTTP test remote, handed over whole: a test changes the credentials it accepts, or its gate."""
+    server = GatedGitServer(root, credentials)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.gate.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def pem_of(key: rsa.RSAPrivateKey) -> str:

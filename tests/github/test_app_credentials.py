@@ -46,13 +46,30 @@ async def test_the_token_is_cached_and_refreshed_when_less_than_the_margin_is_le
 ) -> None:
     credentials = make_credentials(refresh_margin=300)
     first = await credentials.token_for("acme")
-    clock.offset = 3600 - 301  # 301 s left: still good
+    clock.offset = 3600 - 310  # 310 s left: still good
     assert await credentials.token_for("acme") == first
-    clock.offset = 3600 - 299  # 299 s left: replaced before it expires
+    clock.offset = 3600 - 290  # 290 s left: replaced before it expires
     second = await credentials.token_for("acme")
     assert second.value.get_secret_value() != first.value.get_secret_value()
     assert len(stub.minted("acme")) == 2
     assert len(stub.calls("/orgs/acme/installation")) == 1  # the installation id is remembered
+
+
+@pytest.mark.anyio
+async def test_due_tokens_are_renewed_in_the_background_before_the_expiry_alarm(
+    stub: GitHubAppStub, make_credentials: MakeCredentials, clock: Clock
+) -> None:
+    credentials = make_credentials()
+    assert credentials.refresh_margin == 900  # above the 600 s alarm: the alarm means refreshing fails
+    await credentials.token_for("acme")
+    await credentials.token_for("globex")
+    clock.offset = 3600 - 910  # (the expiry GitHub states has whole seconds)
+    await credentials.refresh_due()
+    assert (len(stub.minted("acme")), len(stub.minted("globex"))) == (1, 1)
+    clock.offset = 3600 - 890
+    await credentials.refresh_due()
+    assert (len(stub.minted("acme")), len(stub.minted("globex"))) == (2, 2)
+    assert (await credentials.token_for("acme")).value.get_secret_value() == stub.minted("acme")[-1].token
 
 
 @pytest.mark.anyio

@@ -10,14 +10,12 @@ import logging
 import os
 import subprocess
 import threading
-from collections.abc import Generator
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
 
 import pytest
-from tests.github.conftest import MakeCredentials
-from tests.support.git_http import GitHTTPServer
+from tests.github.conftest import MakeCredentials, git_server
 from tests.support.github_stub import GitHubAppStub
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
 
@@ -36,20 +34,6 @@ HELPER_ENV = {
     "BASTION_GIT_PROTOCOL": "https",
     "BASTION_GIT_HOST": "github.com",
 }
-
-
-@contextlib.contextmanager
-def git_server(root: Path, credentials: tuple[str, str]) -> Generator[GitHTTPServer]:
-    """The smart-HTTP test remote, handed over whole so a test can change the credentials it accepts."""
-    server = GitHTTPServer(root, credentials)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 class ProcScanner:

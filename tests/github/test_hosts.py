@@ -29,6 +29,10 @@ def test_web_url_overrides_and_bad_urls_are_config_errors() -> None:
         git_web_url(GitHubSettings(api_url="ftp://x"))
     with pytest.raises(ConfigError, match=r"github\.web_url"):
         git_web_url(GitHubSettings(web_url="github.com"))
+    with pytest.raises(ConfigError, match=r"github\.web_url 'http://ghe\.example\.com' is not an https URL"):
+        git_web_url(GitHubSettings(web_url="http://ghe.example.com"))  # a token would cross the network in clear
+    with pytest.raises(ConfigError, match=r"github\.api_url 'http://ghe\.example\.com/api/v3' is not an https"):
+        git_web_url(GitHubSettings(api_url="http://ghe.example.com/api/v3"))
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 Per organisation: the installation id (configured, or GET /orgs/{org}/installation, then /users/{owner}/...),
 then POST /app/installations/{id}/access_tokens with the App JWT. The token (one hour) is cached and replaced
-when less than `refresh_margin` is left, one refresh per organisation at a time. When a refresh fails (GitHub
-or the secrets store down) a token that is still valid keeps being served until its own expiry; GitHub is
-asked again every 30 s meanwhile. A 401 on the App JWT means the private key changed: its secret is read again
-and the call retried once. `invalidate(org)` (GitHub rejected the token) drops the cached token, or the PAT's
-secret. Where the App is not configured or not installed, the PAT source answers (docs/github-app.md).
+when less than `refresh_margin` (15 min) is left, one refresh per organisation at a time; `refresh_due()` does
+that in the background too, so an idle organisation's token is renewed before the expiry alarm (600 s). When a
+refresh fails (GitHub or the secrets store down) a token that is still valid keeps being served until its own
+expiry; GitHub is asked again every 30 s meanwhile. A 401 on the App JWT means the private key changed: its
+secret is read again and the call retried once. `invalidate(org)` (GitHub rejected the token) drops the cached
+token, or the PAT's secret. Where the App is not configured or not installed, the PAT source answers
+(docs/github-app.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from bastion.errors import ConfigError, InvalidInput, Unavailable
+from bastion.errors import BastionError, ConfigError, InvalidInput, Unavailable
 from bastion.github.api import ApiResponse, GitHubApi
 from bastion.github.app_jwt import app_jwt, load_private_key
 from bastion.github.credentials import GitHubToken, NoCredentials
@@ -84,7 +86,7 @@ class GitHubAppCredentials:
         pat: PatSource | None = None,
         installation_ids: Mapping[str, int] | None = None,
         org_allowlist: Sequence[str] = (),
-        refresh_margin: float = 300.0,
+        refresh_margin: float = 900.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (app_id is None) != (private_key_secret is None):
@@ -147,6 +149,18 @@ class GitHubAppCredentials:
         if self._pat_tokens.pop(org, None) is not None and self._pat is not None:
             log.info("GitHub rejected the token of %s; its secret is read again at the next use", org)
             self._pat.invalidate(org)
+
+    async def refresh_due(self) -> None:
+        """Refresh every held installation token that is due, used or not (run every minute in the background,
+        so a token is renewed on time and its expiry metric only drops when refreshing fails)."""
+        for org in list(self._tokens):
+            cached = self._tokens.get(org)
+            if cached is None or self._servable(cached):
+                continue
+            try:
+                await self.token_for(org)
+            except BastionError as exc:
+                log.warning("background refresh of the token of %s failed: %s", org, exc.message)
 
     # -- for metrics and diagnostics ------------------------------------------------------------------------------
 

@@ -9,11 +9,18 @@ from bastion.errors import ConfigError
 
 __all__ = ["api_root", "git_web_url", "owner_of_url"]
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _secure(scheme: str, hostname: str | None) -> bool:
+    """HTTPS, or plain HTTP to this machine only (local stand-ins): a token never crosses a network in clear."""
+    return scheme == "https" or (scheme == "http" and (hostname or "").lower() in _LOOPBACK)
+
 
 def api_root(api_url: str) -> str:
-    """The API URL without a trailing slash; ConfigError unless it is an http(s) URL with a host."""
+    """The API URL without a trailing slash; ConfigError unless it is an https URL with a host."""
     parts = urlsplit(api_url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    if not _secure(parts.scheme, parts.hostname) or not parts.hostname:
         raise ConfigError(
             f"github.api_url {api_url!r} is not an https URL (https://api.github.com or https://HOST/api/v3)"
         )
@@ -25,7 +32,7 @@ def git_web_url(settings: GitHubSettings) -> str:
     api.github.com -> github.com, api.<tenant>.ghe.com -> <tenant>.ghe.com, GHES https://HOST/api/v3 -> HOST."""
     if settings.web_url:
         parts = urlsplit(settings.web_url.strip())
-        if parts.scheme not in ("https", "http") or not parts.netloc:
+        if not _secure(parts.scheme, parts.hostname) or not parts.netloc:
             raise ConfigError(f"github.web_url {settings.web_url!r} is not an https URL such as https://github.com")
         return f"{parts.scheme}://{parts.netloc}".lower()
     parts = urlsplit(api_root(settings.api_url))
