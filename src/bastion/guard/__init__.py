@@ -1,1 +1,1 @@
-"""What leaves the server: size budgets, binary detection (and, later, secret redaction)."""
+"""What leaves the server: size budgets, binary detection, and credentials found and masked (docs/content-guard.md)."""

@@ -13,6 +13,7 @@ from bastion.repos.names import validate_path
 from bastion.repos.types import Blob, TreeEntry
 from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
+from bastion.tools.guarding import READ_SLACK, guard_enabled, guard_file_bytes, guard_text
 from bastion.tools.models import FileContentsOut, TreeEntryOut, TreeOut
 from bastion.tools.results import entry_out, result
 
@@ -43,13 +44,17 @@ async def get_file_contents(
     clean = call.authorize_path(name, target, path, Operation.READ)
     budget = min(max_bytes or settings.default_max_bytes, settings.max_read_bytes)
     size_limit = target.decision.max_file_size or settings.max_read_bytes
-    # A line range may start anywhere in the file, so it needs the whole file (which policy caps in size).
-    want = size_limit if (start_line or end_line) else budget
+    # A line range may start anywhere in the file, so it needs the whole file (which policy caps in size); so does
+    # strict redaction (a file with a credential anywhere is refused). A budgeted read takes READ_SLACK more bytes
+    # than it may return, so the content guard sees a credential that straddles the budget whole.
+    guarded = guard_enabled(call)
+    strict = guarded and call.decision is not None and call.decision.redaction == "strict"
+    want = size_limit if (start_line or end_line or strict) else budget + (READ_SLACK if guarded else 0)
     found = await call.backend.read_blob(name, target.sha, clean, min(want, size_limit) + 1)
     if isinstance(found, list):
         return _directory(call, name, target, clean, found)
     call.require_size(name, target, clean, found.size, Operation.READ)
-    return _file(call, name, target, found, start_line, end_line, budget)
+    return await _file(call, name, target, found, start_line, end_line, budget)
 
 
 def _directory(call: ToolCall, repo: str, target: AuthorizedRef, path: str, entries: list[TreeEntry]) -> CallToolResult:
@@ -72,7 +77,7 @@ def _directory(call: ToolCall, repo: str, target: AuthorizedRef, path: str, entr
     return result(out, "\n".join([header, *lines]))
 
 
-def _file(
+async def _file(
     call: ToolCall,
     repo: str,
     target: AuthorizedRef,
@@ -92,7 +97,7 @@ def _file(
         out = made(type="submodule", encoding="none", content=None, truncated=False)
         return result(out, f"{where} is a submodule at commit {blob.oid}")
     if blob.is_symlink:
-        link = blob.data.decode("utf-8", errors="replace")
+        link = guard_text(call, blob.data.decode("utf-8", errors="replace"), {"path": blob.path})
         out = made(type="symlink", encoding="none", content=None, truncated=False, symlink_target=link)
         return result(out, f"{where} is a symbolic link to '{link}' (links are not followed)")
     if detect_binary(blob.data):
@@ -101,14 +106,17 @@ def _file(
         return result(out, f"{where} is binary ({what}, {blob.size} bytes); its content is not returned as text")
     if start_line is not None and start_line < 1:
         raise InvalidInput("start_line counts from 1")
+    # The whole text read is guarded before it is sliced: a credential across the cut is masked, then cut.
+    guarded = await guard_file_bytes(call, blob)
     piece = slice_text(
-        blob.data,
+        guarded.data,
         complete=len(blob.data) >= blob.size,
         start_line=start_line,
         end_line=end_line,
         max_bytes=budget,
     )
     call.bytes_returned = piece.returned_bytes
+    guarded.record(call, piece.start_line, piece.end_line)
     # The schema's `truncated`: content is not the whole file, by budget (piece.truncated) or by a line range.
     whole_file = (
         not piece.truncated

@@ -12,6 +12,7 @@ from bastion.errors import InvalidInput
 from bastion.policy.types import Operation
 from bastion.repos.types import FileDiff
 from bastion.tools.call import ToolCall
+from bastion.tools.guarding import PatchGuard, guard_commits, patch_guard
 from bastion.tools.models import CommitDetailOut, CommitListOut, ComparisonOut, DiffStats, FileDiffOut, RefPoint
 from bastion.tools.results import commit_out, diff_out, result
 
@@ -62,7 +63,7 @@ async def list_commits(
         skip=(page - 1) * per_page,
         limit=per_page + 1,
     )
-    shown = commits[:per_page]
+    shown = await guard_commits(call, commits[:per_page], target.decision.redaction)
     out = CommitListOut(
         repository=name,
         ref=target.label,
@@ -80,10 +81,11 @@ async def list_commits(
     return result(out, "\n".join([header, *lines]))
 
 
-def _budgeted(
-    files: Sequence[FileDiff], allowed: Callable[[str], bool], budget: int
+async def _budgeted(
+    files: Sequence[FileDiff], allowed: Callable[[str], bool], budget: int, guard: PatchGuard
 ) -> tuple[list[FileDiffOut], int, bool]:
-    """Files the caller may see, with patches cut to fit `budget` bytes in total."""
+    """Files the caller may see, with patches guarded (credentials masked, or withheld under strict redaction)
+    and then cut to fit `budget` bytes in total: masked first, so a cut never leaves part of a credential."""
     shown: list[FileDiffOut] = []
     hidden = 0
     truncated = False
@@ -92,14 +94,17 @@ def _budgeted(
         if not allowed(diff.path) or (diff.old_path is not None and not allowed(diff.old_path)):
             hidden += 1
             continue
-        patch, cut = diff.patch, False
+        patch, cut, withheld = diff.patch, False, None
+        if patch is not None and remaining > 0:
+            patch, withheld = await guard(diff)
         if patch is not None:
             encoded = patch.encode()
             if len(encoded) > remaining:
                 patch = encoded[: max(remaining, 0)].decode("utf-8", errors="ignore") if remaining > 0 else None
                 cut = truncated = True
             remaining -= len(encoded)
-        shown.append(diff_out(diff, patch, cut))
+        out = diff_out(diff, patch, cut)
+        shown.append(out.model_copy(update={"patch_withheld": withheld}) if withheld else out)
     return shown, hidden, truncated
 
 
@@ -116,6 +121,8 @@ def _file_lines(files: Sequence[FileDiffOut]) -> list[str]:
         lines.append(f"{f.status:9} {moved}{f.path} (+{f.additions} -{f.deletions}){' binary' if f.binary else ''}")
         if f.patch:
             lines.append(f.patch.rstrip("\n"))
+        if f.patch_withheld:
+            lines.append(f"({f.patch_withheld})")
     return lines
 
 
@@ -127,20 +134,25 @@ async def get_commit(
     target = await call.authorize_ref(name, sha, operation)
     found = await call.backend.commit(name, target.sha, detail)
     allowed = call.path_filter(name, target, operation)
-    files, hidden, truncated = _budgeted(found.files, allowed, call.services.settings.repos.max_patch_bytes)
+    parent = found.commit.parents[0] if found.commit.parents else None
+    guard = patch_guard(call, name, parent, target.sha, [target])
+    files, hidden, truncated = await _budgeted(
+        found.files, allowed, call.services.settings.repos.max_patch_bytes, guard
+    )
+    [commit] = await guard_commits(call, [found.commit], target.decision.redaction)
     call.paths = [f.path for f in files][:100]
     call.bytes_returned = sum(len(f.patch or "") for f in files)
     out = CommitDetailOut(
         repository=name,
         resolved_sha=target.sha,
         detail=detail,
-        commit=commit_out(found.commit),
+        commit=commit_out(commit),
         stats=_stats(files) if detail != "none" else None,
         files=files if detail != "none" else [],
         omitted_by_policy=hidden,
         truncated=truncated,
     )
-    c = found.commit
+    c = commit
     header = [f"commit {c.sha}", f"Author: {c.author_name} <{c.author_email}>", f"Date:   {out.commit.authored_at}", ""]
     header.append(c.message.rstrip("\n") or c.subject)
     if detail != "none":
@@ -167,11 +179,15 @@ async def compare_refs(
     found = await call.backend.compare(name, base_ref.sha, head_ref.sha, detail=detail, path=clean or None)
     allowed_base = call.path_filter(name, base_ref, Operation.DIFF)
     allowed_head = call.path_filter(name, head_ref, Operation.DIFF)
-    files, hidden, truncated = _budgeted(
+    guard = patch_guard(call, name, found.merge_base_sha or base_ref.sha, head_ref.sha, [base_ref, head_ref])
+    files, hidden, truncated = await _budgeted(
         found.files,
         lambda p: allowed_base(p) and allowed_head(p),
         call.services.settings.repos.max_patch_bytes,
+        guard,
     )
+    strictest = "strict" if "strict" in (base_ref.decision.redaction, head_ref.decision.redaction) else "mask"
+    commits = await guard_commits(call, found.commits, strictest)
     call.ref = f"{base_ref.label}...{head_ref.label}"
     call.paths = [f.path for f in files][:100]
     call.bytes_returned = sum(len(f.patch or "") for f in files)
@@ -184,7 +200,7 @@ async def compare_refs(
         ahead_by=found.ahead_by,
         behind_by=found.behind_by,
         detail=detail,
-        commits=[commit_out(c) for c in found.commits],
+        commits=[commit_out(c) for c in commits],
         stats=_stats(files),
         files=files,
         omitted_by_policy=hidden,
@@ -195,7 +211,7 @@ async def compare_refs(
         f"{head_ref.label} is {found.ahead_by} commits ahead and {found.behind_by} behind; "
         f"{out.stats.files} files changed, +{out.stats.additions} -{out.stats.deletions}",
     ]
-    header.extend(f"{c.sha[:12]} {c.subject}" for c in found.commits)
+    header.extend(f"{c.sha[:12]} {c.subject}" for c in commits)
     header.append("")
     header.extend(_file_lines(files))
     if hidden:

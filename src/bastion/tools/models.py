@@ -129,6 +129,9 @@ class FileDiffOut(BaseModel):
     binary: bool
     patch: str | None = None
     patch_truncated: bool = False
+    patch_withheld: str | None = Field(
+        default=None, description="Why the patch is not shown (it contains credentials and policy is strict)."
+    )
 
 
 class DiffStats(BaseModel):
@@ -196,6 +199,9 @@ class SearchOut(BaseModel):
     truncated: bool
     searched: list[SearchedRepo]
     skipped: list[SkippedRepo]
+    withheld_by_redaction: int = Field(
+        default=0, description="Matches left out because their files contain credentials and policy is strict."
+    )
 
 
 class ContributorOut(BaseModel):

@@ -13,6 +13,7 @@ from bastion.repos.names import validate_repo_name
 from bastion.repos.types import SearchQuery, SearchResult
 from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
+from bastion.tools.guarding import guard_enabled, guard_search_hits
 from bastion.tools.models import SearchedRepo, SearchHitOut, SearchOut, SkippedRepo
 from bastion.tools.results import result
 
@@ -119,12 +120,28 @@ async def search_code(
         )
     if len(hits) > limit:
         hits, truncated = hits[:limit], True
+    withheld = 0
+    if guard_enabled(call):  # credentials masked; strict redaction drops hits from files that hold one
+        hits, withheld = await guard_search_hits(call, hits, dict(targets))
     call.metadata.update({"query_length": len(query), "regex": regex, "repositories": len(searched), "hits": len(hits)})
+    if withheld:
+        call.metadata["withheld_by_redaction"] = withheld
     call.paths = sorted({f"{h.repository}:{h.path}" for h in hits})[:100]
     call.bytes_returned = sum(len(h.line) for h in hits)
-    out = SearchOut(query=query, hits=hits, truncated=truncated, searched=searched, skipped=skipped)
+    out = SearchOut(
+        query=query,
+        hits=hits,
+        truncated=truncated,
+        searched=searched,
+        skipped=skipped,
+        withheld_by_redaction=withheld,
+    )
     where = ", ".join(f"{s.repository}@{s.ref} ({s.resolved_sha[:12]})" for s in searched) or "nothing"
     lines = [f"{len(hits)} matches for {query!r} in {where}{' (truncated)' if truncated else ''}"]
     lines.extend(f"{h.repository}:{h.path}:{h.line_number}: {h.line}" for h in hits)
     lines.extend(f"skipped {s.repository}: {s.reason}" for s in skipped)
+    if withheld:
+        lines.append(
+            f"({withheld} matches withheld: their files contain credentials and policy requires strict handling)"
+        )
     return result(out, "\n".join(lines))
