@@ -381,12 +381,36 @@ async def test_strict_policy_refuses_withholds_and_drops(caller: Caller) -> None
 # -- the audit trail, and the control --------------------------------------------------------------------------------
 
 
-async def test_the_audit_trail_holds_no_value(deployment: Deployment) -> None:
+async def _every_tool(caller: Caller) -> None:
+    main = caller.deployment.layout.sha["main"]
+    await caller.call("get_file_contents", **APP, path="config/settings.py")
+    await caller.call("search_code", query="GITHUB_TOKEN", **APP)
+    await caller.call("get_commit", **APP, sha=main, detail="full_patch")
+    await caller.call("compare_refs", **APP, base="v1", head="main", detail="full_patch")
+    await caller.call("list_commits", **APP)
+
+
+async def test_the_audit_trail_holds_no_value(caller: Caller) -> None:
+    await _every_tool(caller)
+    deployment = caller.deployment
     events = await deployment.audit()
-    assert sum(1 for event in events if event.metadata.get("redactions")) > 10  # the premise: findings were audited
+    assert sum(1 for event in events if event.metadata.get("redactions")) >= 5  # the premise: findings were audited
     for event in events:
         leaked = deployment.planted.leaks(event.model_dump_json())
         assert not leaked, f"audit event {event.request_id} holds {leaked}"
+
+
+async def test_the_redactions_metric_counts_them(caller: Caller) -> None:
+    """`mcp_bastion_redactions_total` (docs/observability.md) counts credentials found in what tools returned."""
+    await _every_tool(caller)
+    async with httpx2.AsyncClient(timeout=30) as http:
+        text = (await http.get(f"{caller.deployment.url}/metrics")).text
+    counted = {
+        match.group(1): float(match.group(2))
+        for match in re.finditer(r'^mcp_bastion_redactions_total\{tool="([a-z_]+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    }
+    for tool in ("get_file_contents", "search_code", "get_commit", "compare_refs", "list_commits"):
+        assert counted.get(tool, 0) > 0, f"{tool}: {counted}"
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from bastion.guard.patterns import is_key_material, key_material_spans
 from bastion.guard.redact import Finding, LineView, cut_safe_end, findings_in, mask_cut_edges, redact
 from bastion.guard.secrets import SCAN_CACHE, find_secrets, find_secrets_cached
 from bastion.guard.spans import SecretSpan, merge_spans
+from bastion.observability.metrics import METRICS
 from bastion.policy.types import Operation, RedactionMode
 from bastion.repos.search import MAX_LINE_CHARS
 from bastion.repos.types import Blob, CommitSummary, FileDiff
@@ -77,11 +78,12 @@ def redaction_mode(call: ToolCall, repo: str, target: AuthorizedRef, operation: 
 
 
 def note(call: ToolCall, records: Iterable[dict[str, Any]]) -> None:
-    """Add findings to the call's audit metadata: the first REDACTIONS_LISTED listed, all of them counted. A call
-    without findings gets no keys at all."""
+    """Add findings to the call's audit metadata (the first REDACTIONS_LISTED listed, all of them counted; a call
+    without findings gets no keys at all) and to the Redactions metric (masked and withheld alike)."""
     found = list(records)
     if not found:
         return
+    METRICS.redactions(call.tool, len(found))
     listed: list[dict[str, Any]] = call.metadata.setdefault("redactions", [])
     listed.extend(found[: max(0, REDACTIONS_LISTED - len(listed))])
     call.metadata["redactions_total"] = int(call.metadata.get("redactions_total", 0)) + len(found)
