@@ -13,6 +13,8 @@ from tests.support.gitrepo import WorkRepo
 from bastion.guard.patches import (
     ParsedPatch,
     PatchFinding,
+    Side,
+    _from_side,  # pyright: ignore[reportPrivateUsage]
     fallback_spans,
     file_spans,
     guard_patch,
@@ -168,3 +170,18 @@ def test_a_plain_patch_is_left_as_it_is(tmp_path: Path) -> None:
     patch = _patches(work)["a.py"]
     assert not needs_whole_files(patch)
     assert _guarded(patch) == (patch, ())
+
+
+def test_side_findings_map_back_to_their_patch_positions(tmp_path: Path, planted: Planted) -> None:
+    """A finding in a reconstructed side (prefixes removed) lands on the same characters of the patch."""
+    work = WorkRepo(tmp_path / "w")
+    work.write("a.env", f"KEEP=1\nTOKEN={planted['github_pat'].value}\nOTHER=2\n")
+    work.commit("start", when=WHEN)
+    work.write("a.env", f"KEEP=1\nTOKEN={planted['github_pat_new'].value}\nOTHER=2\nSLACK={planted['slack'].value}\n")
+    work.commit("change", when=WHEN)
+    parsed = ParsedPatch(_patches(work)["a.env"])
+    sides: list[tuple[Side, list[str]]] = [("new", ["github_pat_new", "slack"]), ("old", ["github_pat"])]
+    for side, names in sides:
+        side_text, indices = parsed.side(side)
+        mapped = _from_side(parsed, indices, find_secrets(side_text))
+        assert [parsed.text[span.start : span.end] for span in mapped] == [planted[name].value for name in names]

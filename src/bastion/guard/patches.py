@@ -29,6 +29,7 @@ __all__ = [
     "GuardedPatch",
     "ParsedPatch",
     "PatchFinding",
+    "Side",
     "fallback_spans",
     "file_spans",
     "guard_patch",
