@@ -15,9 +15,16 @@ import pytest
 from tests.support.github_api import GitHubApi, github_api, github_settings
 from tests.support.gitrepo import git, make_bare_remote
 
+from bastion.audit.event import AuditEvent
 from bastion.github.credentials import StaticToken
+from bastion.policy.loader import PolicyFile
+from bastion.principal import Principal
 from bastion.repos.github_backend import GitHubBackend
 from bastion.repos.github_backend.history import MAX_COMPARE_COMMITS, MAX_COMPARE_FILES
+from bastion.services import Services
+from bastion.tools.access import Access
+from bastion.tools.call import ToolCall
+from bastion.tools.history import compare_refs
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +153,31 @@ async def test_analysis_of_a_long_history(github: GitHubBackend, big: Big) -> No
     assert facts.file_count == WIDE + 1
     assert [c.name for c in facts.contributors[:3]] == ["Carol", "Dave", "Erin"]  # GitHub's /contributors
     assert sum(c.commits for c in facts.contributors) == HISTORY + 2
+
+
+async def test_the_tools_say_when_github_cut_the_file_list(github: GitHubBackend, big: Big, tmp_path: Path) -> None:
+    """compare_refs/get_commit over this backend: GitHub's 300-file cap reaches the caller as `truncated` and a
+    line in the text."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n  - name: all\n    repositories: ['acme/big']\n"
+        "    subjects: {users: ['*']}\n    operations: ['*']\n"
+    )
+    events: list[AuditEvent] = []
+    services = Services(
+        settings=github.settings, backend=github, access=Access(PolicyFile(policy), github), record=events.append
+    )
+    cut = await compare_refs(
+        ToolCall(services, Principal("alice"), "compare_refs"), "acme", "big", big.shas[0], big.shas[2], "stats", None
+    )
+    whole = await compare_refs(
+        ToolCall(services, Principal("alice"), "compare_refs"), "acme", "big", big.shas[5], big.shas[9], "stats", None
+    )
+    assert cut.structured_content is not None
+    assert whole.structured_content is not None
+    assert (cut.structured_content["truncated"], len(cut.structured_content["files"])) == (True, MAX_COMPARE_FILES)
+    assert cut.content[0].text.endswith(  # type: ignore[union-attr]
+        "(the file list is incomplete: the repository source lists only the first changed files)"
+    )
+    assert whole.structured_content["truncated"] is False
+    assert "incomplete" not in whole.content[0].text  # type: ignore[union-attr]

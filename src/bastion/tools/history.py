@@ -19,6 +19,10 @@ from bastion.tools.results import commit_out, diff_out, result
 __all__ = ["compare_refs", "get_commit", "list_commits", "parse_moment"]
 
 
+# The repository source (GitHub's API: 300 files per comparison, 3,000 per commit) listed only part of the diff.
+_INCOMPLETE = "(the file list is incomplete: the repository source lists only the first changed files)"
+
+
 def parse_moment(raw: str | None, name: str) -> datetime | None:
     """An ISO 8601 date or date-time (UTC when no offset is given)."""
     if raw is None or raw == "":
@@ -150,7 +154,7 @@ async def get_commit(
         stats=_stats(files) if detail != "none" else None,
         files=files if detail != "none" else [],
         omitted_by_policy=hidden,
-        truncated=truncated,
+        truncated=truncated or found.files_truncated,
     )
     c = commit
     header = [f"commit {c.sha}", f"Author: {c.author_name} <{c.author_email}>", f"Date:   {out.commit.authored_at}", ""]
@@ -160,6 +164,8 @@ async def get_commit(
         header.extend(_file_lines(files))
     if hidden:
         header.append(f"({hidden} files hidden by policy)")
+    if found.files_truncated:
+        header.append(_INCOMPLETE)
     return result(out, "\n".join(header))
 
 
@@ -204,7 +210,7 @@ async def compare_refs(
         stats=_stats(files),
         files=files,
         omitted_by_policy=hidden,
-        truncated=truncated,
+        truncated=truncated or found.files_truncated,
     )
     header = [
         f"{name}: {base_ref.label} ({base_ref.sha[:12]})...{head_ref.label} ({head_ref.sha[:12]})",
@@ -216,4 +222,6 @@ async def compare_refs(
     header.extend(_file_lines(files))
     if hidden:
         header.append(f"({hidden} files hidden by policy)")
+    if found.files_truncated:
+        header.append(_INCOMPLETE)
     return result(out, "\n".join(header))
