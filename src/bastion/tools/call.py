@@ -192,8 +192,6 @@ async def run_tool(
     elapsed = perf_counter() - started
     repository = call.repo if call else None
     METRICS.tool_call(tool, outcome, decision, elapsed, repository)
-    if call is not None and (redacted := call.metadata.get("redactions_total")):
-        METRICS.redactions(tool, int(redacted))  # the content guard's count (tools/guarding.py)
     record_tool_span(tool, repository, outcome, decision, elapsed)
     return result
 
