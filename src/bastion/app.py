@@ -28,11 +28,14 @@ from bastion.audit.setup import build_audit_log
 from bastion.auth.apikey import ApiKeyAuthenticator
 from bastion.auth.keys import KeyStore
 from bastion.auth.oidc import OidcAuthenticator
+from bastion.aws.gateway import GatewayClaims
 from bastion.config import Settings
 from bastion.errors import Unauthenticated
+from bastion.github.runtime import GitHubRuntime
 from bastion.observability.setup import Observability
-from bastion.policy.loader import PolicyFile
+from bastion.policy.remote import PolicySource, open_policy_source
 from bastion.ratelimit import RateLimitMiddleware, RateLimitRules, build_rate_limiter
+from bastion.repos.github_backend import GitHubBackend
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.sync import run_scheduled_sync
 from bastion.server import TOOL_NAMES, build_mcp
@@ -43,7 +46,7 @@ from bastion.transport.authn import AuthenticationMiddleware
 from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
 from bastion.transport.metadata import protected_resource_routes, resource_metadata_url
-from bastion.transport.network import IpAllowlist, IpAllowlistMiddleware
+from bastion.transport.network import OPEN_PATHS, IpAllowlist, IpAllowlistMiddleware
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -58,12 +61,13 @@ class Runtime:
 
     settings: Settings
     services: Services
-    policy: PolicyFile
+    policy: PolicySource  # the policy file, or ssm:/s3:// (policy.url)
     engine: Engine
     audit: AuditLog
-    backend: MirrorBackend
+    backend: MirrorBackend | GitHubBackend
     authenticators: list[ApiKeyAuthenticator | OidcAuthenticator]
     mcp: MCPServer
+    github: GitHubRuntime | None = None  # credentials, bootstrap mirrors, webhooks
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -71,10 +75,11 @@ def build_runtime(settings: Settings) -> Runtime:
     # First, so a configuration error is raised before anything holding a file or connection exists.
     oidc = OidcAuthenticator(settings.auth.oidc, settings.resource_url) if settings.auth.oidc.issuer else None
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    policy = PolicyFile(settings.policy_file, settings.policy.reload_check_seconds)
+    policy = open_policy_source(settings)
+    github = GitHubRuntime(settings)  # secrets cache and GitHub credentials, shared by every part that calls GitHub
     engine = open_state(settings)
     audit = build_audit_log(settings)  # the spool and every configured sink (docs/audit.md)
-    backend = MirrorBackend(settings)
+    backend = _backend(settings, github)
     access = Access(policy, backend)
     services = Services(settings=settings, backend=backend, access=access, record=audit.record)
     authenticators: list[ApiKeyAuthenticator | OidcAuthenticator] = [
@@ -82,7 +87,14 @@ def build_runtime(settings: Settings) -> Runtime:
     ]
     if oidc is not None:  # the token's shape picks the verifier: bst_... keys, JWTs
         authenticators.append(oidc)
-    return Runtime(settings, services, policy, engine, audit, backend, authenticators, build_mcp(services))
+    return Runtime(settings, services, policy, engine, audit, backend, authenticators, build_mcp(services), github)
+
+
+def _backend(settings: Settings, github: GitHubRuntime) -> MirrorBackend | GitHubBackend:
+    """Local mirrors, or GitHub's REST API read through (repos.backend=github: Lambda, no disk)."""
+    if settings.repos.backend == "github":
+        return GitHubBackend(settings, github.credentials)
+    return MirrorBackend(settings)
 
 
 def _challenge(settings: Settings):
@@ -141,7 +153,8 @@ def _readiness(runtime: Runtime) -> list[ReadinessCheck]:
     return [
         ReadinessCheck("state_store", state_store),
         ReadinessCheck("policy", policy),
-        ReadinessCheck("mirrors", mirrors),
+        *(runtime.github.readiness() if runtime.github else []),  # bootstrap mirrors still being made
+        ReadinessCheck("mirrors" if runtime.settings.repos.backend == "mirror" else "github", mirrors),
     ]
 
 
@@ -165,16 +178,27 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         # After authentication (buckets belong to the subject), before the SDK (a 429 must come before its 200).
         mcp_app = RateLimitMiddleware(sdk_app, limit_rules, limiter, record=runtime.audit.record)
     protected: ASGIApp = AuthenticationMiddleware(
-        mcp_app, runtime.authenticators, record=runtime.audit.record, challenge=_challenge(settings)
+        mcp_app,
+        runtime.authenticators,
+        record=runtime.audit.record,
+        challenge=_challenge(settings),
+        # Behind API Gateway with a Cognito/JWT authorizer: the caller is who the authorizer's claims say.
+        gateway=GatewayClaims(settings.auth.oidc) if settings.auth.trust_gateway_authorizer else None,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
         runtime.audit.start()
+        stop_token_metric = None
+        if runtime.github is not None:
+            runtime.github.start()  # mirrors BASTION_REPOS__BOOTSTRAP in the background: /health answers meanwhile
+            # UpstreamTokenSecondsToExpiry{Organization}, for each organisation a token was handed out for
+            stop_token_metric = observability.metrics.add_token_expiry_source(runtime.github.token_expiries)
         observability.start(runtime.audit.stats)
         sync_task = None
-        if settings.repos.sync_interval_seconds > 0:
-            sync_task = asyncio.create_task(run_scheduled_sync(settings))
+        if settings.repos.sync_interval_seconds > 0 and settings.repos.backend == "mirror":
+            git_auth = runtime.github.git_auth if runtime.github else None
+            sync_task = asyncio.create_task(run_scheduled_sync(settings, auth=git_auth))
         try:
             async with runtime.mcp.session_manager.run():
                 logger.info("mcp-bastion serving %s", settings.resource_url)
@@ -185,6 +209,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync_task
             await observability.aclose()
+            if runtime.github is not None:
+                await runtime.github.aclose()
+            if stop_token_metric is not None:
+                stop_token_metric()
             await runtime.backend.aclose()
             if limiter is not None:
                 await limiter.aclose()
@@ -197,12 +225,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     metadata_routes = (
         protected_resource_routes(settings.resource_url, oidc.issuer, oidc.required_scopes) if oidc.issuer else []
     )
-    network = [Middleware(IpAllowlistMiddleware, allowlist=allowlist, record=runtime.audit.record)] if allowlist else []
+    github_routes = runtime.github.routes if runtime.github else []
+    # The allowlist guards /mcp; GitHub's webhook deliveries authenticate by signature and come from GitHub's addresses.
+    open_paths = OPEN_PATHS | {route.path for route in github_routes if isinstance(route, Route)}
+    network = (
+        [Middleware(IpAllowlistMiddleware, allowlist=allowlist, record=runtime.audit.record, open_paths=open_paths)]
+        if allowlist
+        else []
+    )
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", readiness_endpoint(_readiness(runtime)), methods=["GET"]),
             *metadata_routes,
+            *github_routes,  # POST /webhooks/github: HMAC-signed, no bearer token
             *observability.routes,  # /metrics (unless metrics.port serves it apart)
             Mount("/", app=protected),
         ],

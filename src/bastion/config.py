@@ -282,6 +282,11 @@ class RepoSettings(BaseModel):
     max_patch_bytes: int = Field(
         default=524_288, gt=0, description="Patch text returned by one get_commit / compare_refs call."
     )
+    blob_cache_bytes: int = Field(
+        default=67_108_864,
+        ge=0,
+        description="Memory for file contents kept after a read (files up to 256 KiB, all repositories); 0 disables.",
+    )
 
 
 class GitHubSettings(BaseModel):
@@ -323,7 +328,13 @@ class GitHubSettings(BaseModel):
         default=2.0, ge=0, description="Pushes arriving within this window after a webhook are fetched together."
     )
     token_refresh_seconds: float = Field(
-        default=300, gt=0, lt=3000, description="Refresh an installation token when less than this much is left."
+        default=900,
+        gt=0,
+        lt=3000,
+        description=(
+            "Refresh an installation token (1 h) when less than this is left; above the 600 s expiry alarm, so the "
+            "alarm means refreshes have been failing."
+        ),
     )
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Upper bound for one API request.")
     max_retry_wait_seconds: float = Field(

@@ -15,7 +15,7 @@ from secrets import token_urlsafe
 from typing import Any
 
 import pytest
-from tests.github.conftest import MakeCredentials, git_server
+from tests.github.conftest import APP_ID, KEY_SECRET, MakeCredentials, git_server
 from tests.support.github_stub import GitHubAppStub
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
 
@@ -181,3 +181,33 @@ async def test_without_a_token_the_remote_refuses_and_git_says_why(
         auth = GitRemoteAuth(make_credentials(), server.base_url)  # the App is not installed on initech, no PAT
         with pytest.raises(Unavailable, match=r"cannot mirror initech/api .*(could not read Username|Authentication)"):
             await add_repository(settings, f"{server.base_url}/initech/api.git", auth=auth)
+
+
+@pytest.mark.anyio
+async def test_bastion_repo_add_builds_the_credentials_from_the_settings(
+    tmp_path: Path, stub: GitHubAppStub, secrets_dir: Path
+) -> None:
+    """What `bastion repo add/sync` does: no shared credentials passed in, the settings name the App and the key."""
+    root = tmp_path / "remotes"
+    author = WorkRepo(tmp_path / "author", make_bare_remote(root, "globex/tools"))
+    author.write("a.txt", "a\n")
+    head = author.commit("first", when="2026-01-01T00:00:00+00:00")
+    author.push("main")
+    token = f"ghs_{token_urlsafe(27)}"
+    stub.queued_tokens[:] = [token]
+    with git_server(root, ("x-access-token", token)) as server:
+        settings = Settings.model_validate(
+            {
+                "data_dir": tmp_path / "data",
+                "secrets": {"provider": "file", "directory": str(secrets_dir)},
+                "github": {
+                    "app_id": APP_ID,
+                    "private_key_secret": KEY_SECRET,
+                    "api_url": stub.url,
+                    "web_url": server.base_url,
+                },
+            }
+        )
+        info = await add_repository(settings, f"{server.base_url}/globex/tools.git")
+    assert info.head_sha == head
+    assert [item.token for item in stub.minted("globex")] == [token]

@@ -109,10 +109,6 @@ class GitHubAppCredentials:
         self._no_installation_until: dict[str, float] = {}
         self._key: tuple[str | None, rsa.RSAPrivateKey] | None = None  # (secret version, parsed key)
         self.mints = 0  # installation tokens obtained (tests, diagnostics)
-        # Called once per organisation when its first token is handed out: the metrics registration
-        # (UpstreamTokenSecondsToExpiry{Organization} reads seconds_to_expiry(org)).
-        self.on_new_organization: Callable[[str], None] | None = None
-        self._seen: set[str] = set()
 
     @property
     def app_enabled(self) -> bool:
@@ -139,7 +135,6 @@ class GitHubAppCredentials:
                 return self._stale_or_raise(org, cached, exc)
             self._tokens[org] = minted
             self._pat_tokens.pop(org, None)
-            self._note(org)
             return minted.token
 
     def invalidate(self, owner: str) -> None:
@@ -206,12 +201,6 @@ class GitHubAppCredentials:
             )
         return org
 
-    def _note(self, org: str) -> None:
-        if org not in self._seen:
-            self._seen.add(org)
-            if self.on_new_organization is not None:
-                self.on_new_organization(org)
-
     def _servable(self, cached: _Cached) -> bool:
         left = cached.expires_at - self._clock()
         if left > self.refresh_margin:
@@ -242,7 +231,6 @@ class GitHubAppCredentials:
                 raise
             raise NoCredentials(f"{app_problem.message}; {exc.message}") from None
         self._pat_tokens[org] = token
-        self._note(org)
         return token
 
     async def _private_key(self) -> rsa.RSAPrivateKey:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from functools import partial
 
 from starlette.routing import BaseRoute, Route
 
@@ -78,15 +76,11 @@ class GitHubRuntime:
 
         return [ReadinessCheck("bootstrap", mirrored_at_start)]
 
-    def observe_token_expiry(self, register: Callable[[str, Callable[[], float | None]], None]) -> None:
-        """Hand every organisation that gets a token to `register(org, seconds_to_expiry)`: the metric
-        UpstreamTokenSecondsToExpiry{Organization} (`bastion.observability.metrics.register_token_expiry`)."""
+    def token_expiries(self) -> dict[str, float | None]:
+        """{organisation: seconds until its token expires}: the source of UpstreamTokenSecondsToExpiry
+        (`Metrics.add_token_expiry_source`); read from the scrape's thread, so only dictionary reads."""
         credentials = self.credentials
-
-        def on_new_organization(org: str) -> None:
-            register(org, partial(credentials.seconds_to_expiry, org))
-
-        credentials.on_new_organization = on_new_organization
+        return {org: credentials.seconds_to_expiry(org) for org in credentials.organizations()}
 
     def start(self) -> None:
         """From the lifespan: mirror the bootstrap list, and keep installation tokens renewed, in the background."""
