@@ -1,9 +1,13 @@
-"""The long-lived cat-file process: protocol, pipelining, ambiguity, restart after it dies."""
+"""The long-lived cat-file process: protocol, pipelining, ambiguity, restart after it dies, cancellation,
+the timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +124,99 @@ async def test_missing_repository(tmp_path: Path) -> None:
     catfile = CatFile(tmp_path / "nothing.git", timeout=30)
     with pytest.raises(Unavailable, match="is missing"):
         await catfile.info("a" * 40)
+
+
+def _raw(work: Path, kind: str, oid: str) -> bytes:
+    return subprocess.run(["git", "cat-file", kind, oid], cwd=work, capture_output=True, check=True).stdout
+
+
+def _sample_objects(mirrored: Mirrored) -> dict[str, bytes]:
+    """Every blob, tree and commit reachable from c5, with its bytes as git prints them."""
+    work = mirrored.sample.work.path
+    c5 = mirrored.commits["c5"]
+    oids = {c5, git(work, "rev-parse", f"{c5}^{{tree}}")}
+    for line in git(work, "ls-tree", "-r", "-t", c5).splitlines():
+        _mode, kind, oid = line.split("\t")[0].split()
+        if kind != "commit":  # the submodule's commit is not in this repository
+            oids.add(oid)
+    return {oid: _raw(work, git(work, "cat-file", "-t", oid), oid) for oid in sorted(oids)}
+
+
+async def test_concurrent_requests_are_pipelined_and_answered_in_order(mirrored: Mirrored) -> None:
+    """Many reads and info batches in flight at once on one process, each getting its own answer."""
+    expected = _sample_objects(mirrored)
+    assert len(expected) > 20
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        oids = list(expected) * 3
+        reads = asyncio.gather(*(catfile.read(oid) for oid in oids), catfile.read("e" * 40))
+        infos = asyncio.gather(catfile.infos(list(expected)), catfile.info("f" * 40))
+        (*answers, missing_read), (batch, missing_info) = await asyncio.gather(reads, infos)
+        for oid, answer in zip(oids, answers, strict=True):
+            assert answer is not None
+            assert (answer[0].oid, answer[0].size, answer[1]) == (oid, len(expected[oid]), expected[oid])
+        assert [info.oid if info else None for info in batch] == list(expected)
+        assert (missing_info, missing_read) == (None, None)
+        big_oid = mirrored.sample.work.object_id(f"{mirrored.commits['c5']}:data/big.txt")
+        big = await catfile.read(big_oid, 100)  # 650,000 bytes drained, the first 100 returned
+        assert big is not None
+        assert (big[0].size, big[1]) == (650_000, expected[big_oid][:100])
+    finally:
+        await catfile.aclose()
+
+
+async def test_a_cancelled_read_keeps_the_process_in_step(mirrored: Mirrored) -> None:
+    c5 = mirrored.commits["c5"]
+    big_oid = mirrored.sample.work.object_id(f"{c5}:data/big.txt")
+    small_oid = mirrored.sample.work.object_id(f"{c5}:src/util/helpers.py")
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        await catfile.info(c5)  # the process is running
+        pid = catfile.pid
+        abandoned = asyncio.ensure_future(catfile.read(big_oid))
+        await asyncio.sleep(0)  # the command is written
+        abandoned.cancel()
+        found = await catfile.read(small_oid)  # answered after the abandoned 650 KB, which is dropped
+        assert found is not None
+        assert found[1] == b"def helper():\n    return 43\n"
+        assert abandoned.cancelled()
+        assert catfile.pid == pid  # the same process: the cancellation did not cost a restart
+    finally:
+        await catfile.aclose()
+
+
+async def test_requests_in_flight_when_the_process_dies_are_retried(mirrored: Mirrored) -> None:
+    expected = _sample_objects(mirrored)
+    catfile = CatFile(_git_dir(mirrored), timeout=30)
+    try:
+        await catfile.info(mirrored.commits["c5"])
+        old_pid = catfile.pid
+        assert old_pid is not None
+        reads = asyncio.gather(*(catfile.read(oid) for oid in expected))
+        await asyncio.sleep(0)  # all written
+        os.kill(old_pid, signal.SIGKILL)
+        answers = await reads
+        assert [answer[1] if answer else None for answer in answers] == list(expected.values())
+        assert catfile.pid not in (None, old_pid)
+    finally:
+        await catfile.aclose()
+
+
+async def test_a_request_that_takes_too_long_is_unavailable(mirrored: Mirrored, tmp_path: Path) -> None:
+    """git blocks opening a FIFO where it expects the alternates file: nothing is ever answered."""
+    git_dir = tmp_path / "stuck.git"
+    shutil.copytree(_git_dir(mirrored), git_dir, symlinks=True)
+    (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(git_dir / "objects" / "info" / "alternates")
+    catfile = CatFile(git_dir, timeout=0.3)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await catfile.read(mirrored.commits["c5"])
+        assert caught.value.message == "reading objects of stuck.git timed out after 0.3 s"
+        assert catfile.pid is None  # killed
+        infos = await asyncio.gather(catfile.info("a" * 40), catfile.info("b" * 40), return_exceptions=True)
+        assert [answer.message if isinstance(answer, Unavailable) else answer for answer in infos] == [
+            "reading objects of stuck.git timed out after 0.3 s"
+        ] * 2
+    finally:
+        await catfile.aclose()

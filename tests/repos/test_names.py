@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from typing import Any, cast
+
 import pytest
+from tests.repos.names_reference import (
+    reference_validate_path,
+    reference_validate_ref,
+    reference_validate_repo_name,
+)
 
 from bastion.errors import InvalidInput
 from bastion.repos.names import (
@@ -184,3 +193,75 @@ def test_sha_helpers() -> None:
     assert not looks_like_sha("0123ab")  # 6 digits: too short to name a commit
     assert not looks_like_sha("main123")
     assert not looks_like_sha(full + "0")
+
+
+# -- the fast paths against the rules as first written ----------------------------------------------------------
+
+# Characters that matter to some rule (separators, dots, option dashes, encodings, reflog and revision syntax,
+# whitespace, control and format characters, look-alikes), plus ordinary ones so that valid values come up often.
+_TRICKY = [*"/.-_%@{}~^:\\*?[] \t\n\r\x00\x1b\x7f+,=!$&'#", "\u200b", "\u2028", "\u00a0", "é", "о", "\U0001f600"]
+_ORDINARY = list("abcxyzABCXYZ0189")
+_WORDS = ["lock", ".lock", "git", ".git", ".GIT", "..", "./", "/.", "%2e", "%2E", "@{", "refs/heads/", "HEAD", "//"]
+_SEEDS = [
+    "acme/widgets", "group/sub/repo", "o.rg/re_po-1", "a/b", "main", "release/1.0", "refs/heads/feature/x",
+    "refs/tags/v1.0", "v1.0-rc.1", "deadbee", "0123456789abcdef0123456789abcdef01234567", "src/app.py",
+    "docs/with space.md", ".env", "src/-dash.txt", ".github/workflows/ci.yml", "données/é.txt", "a/b/c/d.e",
+]  # fmt: skip
+
+
+def _generated_values(rng: random.Random, count: int) -> list[str]:
+    values: list[str] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.4:  # a known value, mutated a few times
+            chars = list(rng.choice(_SEEDS))
+            for _ in range(rng.randint(0, 3)):
+                position = rng.randint(0, len(chars))
+                piece = rng.choice(_TRICKY + _ORDINARY + _WORDS)
+                action = rng.random()
+                if action < 0.4:
+                    chars[position:position] = list(piece)
+                elif action < 0.7 and chars:
+                    del chars[min(position, len(chars) - 1)]
+                elif chars:
+                    chars[min(position, len(chars) - 1)] = piece
+            values.append("".join(chars))
+        elif roll < 0.9:  # built from pieces
+            pieces = [rng.choice(_ORDINARY * 3 + _TRICKY + _WORDS) for _ in range(rng.randint(0, 12))]
+            values.append("".join(pieces))
+        else:  # around the length limits
+            limit = rng.choice((200, 255, 4096))
+            body = "a" * (limit + rng.randint(-3, 3))
+            values.append(rng.choice(("x/", "", "-", "a/.", "")) + body[: max(0, limit + rng.randint(-4, 2))])
+    return values
+
+
+def _outcome(validate: Callable[[str], str], raw: Any) -> tuple[str, str]:
+    try:
+        return ("accepted", validate(raw))
+    except InvalidInput as exc:
+        return ("refused", exc.message)
+
+
+@pytest.mark.parametrize(
+    ("current", "reference"),
+    [
+        (validate_repo_name, reference_validate_repo_name),
+        (validate_ref, reference_validate_ref),
+        (validate_path, reference_validate_path),
+    ],
+    ids=["repo_name", "ref", "path"],
+)
+def test_same_decisions_as_the_rules_as_first_written(
+    current: Callable[[str], str], reference: Callable[[str], str]
+) -> None:
+    """Same value or same message, for 30,000 generated inputs per function (a fixed seed, so a failure repeats)."""
+    values = [*_SEEDS, "", "/", ".", "./", *_generated_values(random.Random(20261121), 30_000)]
+    outcomes = {"accepted": 0, "refused": 0}
+    for raw in values:
+        expected = _outcome(reference, raw)
+        assert _outcome(current, raw) == expected, raw
+        outcomes[expected[0]] += 1
+    assert min(outcomes.values()) > 2_000, outcomes  # both sides of every rule were exercised
+    for odd in (None, 5, b"main", ["a/b"]):
+        assert _outcome(current, cast(str, odd)) == _outcome(reference, cast(str, odd))

@@ -1,4 +1,5 @@
-"""The ref table: packed-refs parsing, loose refs left by an interrupted sync, reload only on change."""
+"""The ref table: packed-refs parsing, loose refs left by an interrupted sync, reload only on change, the cheap
+per-request check, remembered resolutions."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 import pytest
 from tests.support.gitrepo import ALICE, WorkRepo, git
 
+from bastion.errors import Unavailable
+from bastion.repos.cache import LRU
 from bastion.repos.catfile import CatFile
-from bastion.repos.refs import SYNC_MARKER, RefWatcher, read_ref_files
+from bastion.repos.refs import SYNC_MARKER, RefWatcher, read_ref_files, resolve_ref
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +80,52 @@ def test_detached_or_missing_head(tmp_path: Path) -> None:
     assert read_ref_files(tmp_path) == ({}, {}, set(), None)
     (tmp_path / "HEAD").write_text("0123456789abcdef0123456789abcdef01234567\n")
     assert read_ref_files(tmp_path)[3] is None
+
+
+async def test_current_checks_the_marker_every_time_and_the_rest_on_an_interval(bare: tuple[WorkRepo, Path]) -> None:
+    """The request path's check: a sync (which always replaces the marker last) is seen at once; HEAD or
+    packed-refs changed without the marker only once `full_check_interval` has passed."""
+    _, mirror = bare
+    (mirror / SYNC_MARKER).write_text("synced\n")
+    catfile = CatFile(mirror, timeout=30)
+    try:
+        patient = RefWatcher(mirror, full_check_interval=3600)
+        eager = RefWatcher(mirror, full_check_interval=0)
+        assert patient.current() is None  # nothing loaded yet
+        for watcher in (patient, eager):
+            await watcher.load(catfile, watcher.signature())
+            watcher.changed()  # starts the interval
+        table = patient.current()
+        assert table is not None
+        assert table.default_branch == "main"
+        git(mirror, "symbolic-ref", "HEAD", "refs/heads/topic")  # by hand, no marker
+        assert patient.current() is table  # within the interval: not looked at
+        assert patient.changed() is not None  # ... but the full check sees it
+        assert eager.current() is None  # no interval: seen at once
+        temp = mirror / "marker.tmp"
+        temp.write_text("synced again\n")
+        temp.replace(mirror / SYNC_MARKER)  # what a sync does last
+        assert patient.current() is None
+    finally:
+        await catfile.aclose()
+
+
+async def test_resolutions_are_remembered_per_table(bare: tuple[WorkRepo, Path]) -> None:
+    work, mirror = bare
+    catfile = CatFile(mirror, timeout=30)
+    try:
+        watcher = RefWatcher(mirror)
+        table = await watcher.load(catfile, watcher.signature())
+        seen: LRU[str, bool] = LRU(16)
+        first = await resolve_ref("acme/x", table, "v1", catfile, seen)
+        assert (first.kind, first.full_name, first.sha) == ("tag", "refs/tags/v1", work.rev("HEAD"))
+        assert table.resolved == {"v1": first}
+        await catfile.aclose()  # a remembered name needs no cat-file
+        assert await resolve_ref("acme/x", table, "v1", catfile, seen) is first
+        with pytest.raises(Unavailable, match="is closed"):
+            await resolve_ref("acme/x", table, "topic", catfile, LRU(16))  # not remembered: asks cat-file
+        assert await watcher.load(CatFile(mirror, timeout=30), watcher.signature()) is not table
+        assert watcher.table is not None
+        assert watcher.table.resolved == {}  # a reload starts afresh
+    finally:
+        await catfile.aclose()

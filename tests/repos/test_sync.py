@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -304,3 +305,57 @@ async def test_reads_and_searches_during_a_sync(remote: Remote, backend: MirrorB
         await asyncio.gather(*readers)
     assert set(answers) <= {old, new}
     assert new in answers
+
+
+async def test_a_sync_keeps_what_is_known_about_objects(remote: Remote, backend: MirrorBackend) -> None:
+    """Objects never change, so a sync (new refs, new packs, a fresh cat-file) keeps the caches: the file read
+    before comes back as the very bytes object that was kept, not read again."""
+    await add_repository(remote.settings, remote.url)
+    first = await backend.resolve(remote.name, "main")
+    before = await backend.read_blob(remote.name, first.sha, "README.md", 100)
+    old_pid = backend.handle(remote.name).catfile.pid
+    second = remote.commit("b.txt", "b\n", "second")
+    remote.work.push("main")
+    await sync_repository(remote.settings, remote.name)
+    assert (await backend.resolve(remote.name, "main")).sha == second
+    after = await backend.read_blob(remote.name, first.sha, "README.md", 100)
+    assert isinstance(before, Blob)
+    assert isinstance(after, Blob)
+    assert after == before
+    assert after.data is before.data  # from the cache
+    new = await backend.read_blob(remote.name, second, "b.txt", 100)  # new objects: through the fresh cat-file
+    assert isinstance(new, Blob)
+    assert new.data == b"b\n"
+    assert backend.handle(remote.name).catfile.pid not in (None, old_pid)
+
+
+async def test_a_recreated_mirror_serves_nothing_of_the_old_one(
+    remote: Remote, backend: MirrorBackend, tmp_path: Path, git_http_root: Path, git_http_url: str
+) -> None:
+    """The mirror is deleted and built again from another repository under the same name: what was cached
+    about the old one (a commit, its files, a resolved name) must not be served any more."""
+    await add_repository(remote.settings, remote.url)
+    old = await backend.resolve(remote.name, "main")
+    assert (await backend.resolve(remote.name, old.sha)).sha == old.sha
+    old_readme = await backend.read_blob(remote.name, old.sha, "README.md", 100)
+    assert isinstance(old_readme, Blob)
+    assert old_readme.data == b"first\n"
+
+    other_name = f"sync/other{next(_names)}"
+    other = WorkRepo(tmp_path / "other-work", make_bare_remote(git_http_root, other_name))
+    other.write("README.md", "another repository\n")
+    other_head = other.commit("unrelated", author=BOB, when="2024-07-01T00:00:00+00:00")
+    other.push("main")
+    Registry(remote.settings.data_dir).update(remote.name, url=f"{git_http_url}/{other_name}.git")
+    git_dir = mirror_path(remote.settings.data_dir, remote.name)
+    await asyncio.to_thread(shutil.rmtree, git_dir)
+    await sync_repository(remote.settings, remote.name)
+
+    assert (await backend.resolve(remote.name, "main")).sha == other_head
+    with pytest.raises(NotFound, match=f"commit {old.sha} not found"):
+        await backend.read_blob(remote.name, old.sha, "README.md", 100)
+    with pytest.raises(NotFound, match="no commit has that SHA"):
+        await backend.resolve(remote.name, old.sha)
+    readme = await backend.read_blob(remote.name, other_head, "README.md", 100)
+    assert isinstance(readme, Blob)
+    assert readme.data == b"another repository\n"

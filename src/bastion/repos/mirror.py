@@ -2,7 +2,8 @@
 
 Construct one per server process (`MirrorBackend(settings)`) and `await backend.aclose()` on shutdown (it stops
 the cat-file processes). Per-repository state is created on first use; the registry file is re-read when it
-changes, so repositories added by `bastion repo add` while serving appear without a restart.
+changes, so repositories added by `bastion repo add` while serving appear without a restart. Blob contents are
+cached in one byte budget for all repositories (`repos.blob_cache_bytes`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from bastion.errors import InvalidInput
 from bastion.repos import analysis, history, trees
 from bastion.repos import search as code_search
 from bastion.repos.backend import DiffDetail
+from bastion.repos.cache import ByteLRU
 from bastion.repos.handle import MirrorHandle
 from bastion.repos.names import is_full_sha, validate_path
+from bastion.repos.reader import MAX_CACHED_BLOB
 from bastion.repos.refs import resolve_ref
 from bastion.repos.registry import Registry, mirror_path, worktree_root
 from bastion.repos.types import (
@@ -54,6 +57,7 @@ class MirrorBackend:
         self.settings = settings
         self.registry = registry or Registry(settings.data_dir)
         self._handles: dict[str, MirrorHandle] = {}
+        self.blobs = ByteLRU(settings.repos.blob_cache_bytes, MAX_CACHED_BLOB)
 
     async def __aenter__(self) -> MirrorBackend:
         return self
@@ -76,14 +80,19 @@ class MirrorBackend:
         if handle is None:
             data_dir = self.settings.data_dir
             handle = MirrorHandle(
-                record.name, mirror_path(data_dir, record.name), worktree_root(data_dir, record.name), self.settings
+                record.name,
+                mirror_path(data_dir, record.name),
+                worktree_root(data_dir, record.name),
+                self.settings,
+                blobs=self.blobs,
             )
             self._handles[key] = handle
         return handle
 
     async def _ready(self, repo: str) -> MirrorHandle:
         handle = self.handle(repo)
-        await handle.ref_table()  # picks up a sync (new refs, fresh cat-file) before any read
+        if handle.refs.current() is None:
+            await handle.ref_table()  # picks up a sync (new refs, fresh cat-file) before any read
         return handle
 
     # -- repositories and refs ---------------------------------------------------------------------------
@@ -99,7 +108,10 @@ class MirrorBackend:
 
     async def resolve(self, repo: str, ref: str | None) -> ResolvedRef:
         handle = self.handle(repo)
-        table = await handle.ref_table()
+        table = handle.refs.current() or await handle.ref_table()
+        known = table.resolved.get(ref)  # names resolved before in this table: no coroutine, no cat-file
+        if known is not None:
+            return known
         return await resolve_ref(handle.name, table, ref, handle.catfile, handle.commits_seen)
 
     async def is_ancestor(self, repo: str, sha: str, tip: str) -> bool:

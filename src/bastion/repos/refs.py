@@ -2,14 +2,21 @@
 
 Every sync ends with `git pack-refs --all --prune`, so branches and tags (with peeled `^` lines for annotated
 tags) are in `packed-refs`; the default branch is `HEAD`'s symref. A reload happens only when the stat signature
-of `packed-refs`, `HEAD` or the sync marker changes: a few `stat()` calls per request, no subprocess. Loose refs
-(left by an interrupted sync) are scanned on reload and peeled through cat-file.
+of `packed-refs`, `HEAD` or the sync marker changes. A sync replaces the marker as its very last step, so the
+request path stats only the marker (one `stat()` of a precomputed path, ~1 µs): a sync, by this process or
+another, is seen by the next request. `packed-refs` and `HEAD` changed by anything else (git commands run by hand
+in the mirror) are seen within `FULL_CHECK_INTERVAL`. Loose refs (left by an interrupted sync) are scanned on
+reload and peeled through cat-file.
+
+Resolving a branch or tag name is remembered per table (a table never changes; a reload makes a new one), so a
+repeated `resolve("main")` is a dictionary lookup.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.errors import InvalidInput, NotFound
@@ -18,9 +25,11 @@ from bastion.repos.catfile import AmbiguousObjectName, CatFile
 from bastion.repos.names import is_full_sha, looks_like_sha
 from bastion.repos.types import RefSnapshot, ResolvedRef
 
-__all__ = ["SYNC_MARKER", "RefTable", "RefWatcher", "read_ref_files", "resolve_ref"]
+__all__ = ["FULL_CHECK_INTERVAL", "SYNC_MARKER", "RefTable", "RefWatcher", "read_ref_files", "resolve_ref"]
 
 SYNC_MARKER = "bastion-sync"  # written into the mirror after each successful sync
+FULL_CHECK_INTERVAL = 0.05  # seconds between stats of packed-refs and HEAD (the marker is checked every time)
+_SIGNATURE_FILES = ("packed-refs", "HEAD", SYNC_MARKER)  # the marker last: `current()` compares it alone
 _NAMESPACES = (("refs/heads/", "branches"), ("refs/tags/", "tags"))
 _Signature = tuple[tuple[int, int, int] | None, ...]
 
@@ -32,6 +41,9 @@ class RefTable:
     branches: dict[str, str]
     tags: dict[str, str]
     default_branch: str | None
+    # ref as the caller wrote it (None: the default branch) -> its resolution, once the target was confirmed to
+    # be a commit. Bounded: only names of this table's refs resolve.
+    resolved: dict[str | None, ResolvedRef] = field(default_factory=dict[str | None, ResolvedRef], compare=False)
 
     def snapshot(self) -> RefSnapshot:
         return RefSnapshot(branches=dict(self.branches), tags=dict(self.tags), default_branch=self.default_branch)
@@ -98,29 +110,44 @@ def read_ref_files(git_dir: Path) -> tuple[dict[str, str], dict[str, str], set[s
     return targets, peeled, set(loose), _read_head(git_dir)
 
 
+def _stat_signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 class RefWatcher:
     """Holds the current RefTable of one mirror and reloads it when the files change."""
 
-    def __init__(self, git_dir: Path) -> None:
+    def __init__(self, git_dir: Path, *, full_check_interval: float = FULL_CHECK_INTERVAL) -> None:
         self.git_dir = git_dir
+        self.full_check_interval = full_check_interval
+        self._paths = tuple(os.fspath(git_dir / name) for name in _SIGNATURE_FILES)
+        self._marker_path = self._paths[-1]
         self._signature: _Signature | None = None
+        self._next_full_check = 0.0  # time.monotonic() value
         self.table: RefTable | None = None
 
     def signature(self) -> _Signature:
-        parts: list[tuple[int, int, int] | None] = []
-        for name in ("packed-refs", "HEAD", SYNC_MARKER):
-            try:
-                stat = os.stat(self.git_dir / name)
-            except FileNotFoundError:
-                parts.append(None)
-            else:
-                parts.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-        return tuple(parts)
+        return tuple(_stat_signature(path) for path in self._paths)
 
     def changed(self) -> _Signature | None:
-        """The new signature when the ref files changed since the last load, else None."""
+        """The new signature when the ref files changed since the last load, else None. Stats all three files."""
+        self._next_full_check = time.monotonic() + self.full_check_interval
         current = self.signature()
         return None if current == self._signature else current
+
+    def current(self) -> RefTable | None:
+        """The loaded table when it is certainly current, else None (then `changed()` decides). The request
+        path's check: the marker's stat every time, the other files' at most every `full_check_interval`."""
+        table, signature = self.table, self._signature
+        if table is None or signature is None:
+            return None
+        if _stat_signature(self._marker_path) != signature[-1] or time.monotonic() >= self._next_full_check:
+            return None
+        return table
 
     async def load(self, catfile: CatFile, signature: _Signature) -> RefTable:
         targets, peeled, loose, default_branch = read_ref_files(self.git_dir)
@@ -145,9 +172,13 @@ async def resolve_ref(
 ) -> ResolvedRef:
     """A validated ref -> commit. Order: None/HEAD (default branch), `refs/heads/x` / `refs/tags/x` exactly,
     a short name as branch then tag, then a hex SHA (prefix) that must name a commit."""
+    known = table.resolved.get(ref)
+    if known is not None:
+        return known
     resolved = _resolve_name(repo_name, table, ref)
     if resolved is not None:
         await _require_commit(repo_name, resolved.sha, ref or "HEAD", catfile, commits_seen)
+        table.resolved[ref] = resolved
         return resolved
     assert ref is not None
     if not looks_like_sha(ref):
