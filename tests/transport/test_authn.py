@@ -178,7 +178,7 @@ async def test_a_truncated_api_key_is_described_by_its_shape_only(
     description = response.json()["error_description"]
     assert description.startswith(f"not a bastion API key: it starts with 'bst_' but is {len(truncated)} characters")
     assert "copied incompletely" in description
-    _assert_never_echoed(truncated.split("_")[2], response, events, _server_logs(caplog))
+    _assert_never_echoed(truncated.split("_", 2)[2], response, events, _server_logs(caplog))
 
 
 # -- real keys -----------------------------------------------------------------------------------------------
