@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from bastion.config import Settings
 from bastion.errors import BastionError
 
-__all__ = ["console", "err_console", "fail", "settings_from"]
+__all__ = [
+    "SETTINGS_ERROR_KEY",
+    "console",
+    "describe_settings_error",
+    "err_console",
+    "fail",
+    "settings_from",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,6 +32,18 @@ def settings_from(ctx: typer.Context) -> Settings:
         settings = Settings()
         root.obj = settings
     return settings
+
+
+SETTINGS_ERROR_KEY = "bastion.settings_error"
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line per bad setting, named as its environment variable. Never the value: it may be a secret."""
+    lines: list[str] = []
+    for problem in error.errors():
+        path = "__".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"BASTION_{path}: {problem['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
 
 
 def build_settings(data_dir: Path | None) -> Settings:

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from bastion.cli.common import console, settings_from
+from bastion.cli.common import SETTINGS_ERROR_KEY, console, settings_from
 from bastion.config import Settings
 from bastion.errors import BastionError
 
@@ -535,8 +535,11 @@ def doctor(
 ) -> None:
     """Check configuration, data directory, policy, state store, audit sinks, mirrors, git/rg, secrets, clock and
     the rate-limit store; print what is wrong and how to fix it. Exit status 1 when anything failed."""
-    settings = settings_from(ctx)
-    results = run_checks(settings, timeout)
+    settings_error = ctx.find_root().meta.get(SETTINGS_ERROR_KEY)
+    if settings_error:
+        results = [_fail("settings", settings_error, "fix the BASTION_* variables named above (docs/configuration.md)")]
+    else:
+        results = run_checks(settings_from(ctx), timeout)
     if as_json:
         for result in results:
             typer.echo(json.dumps(asdict(result)))

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from bastion import __version__
-from bastion.cli.common import build_settings
+from bastion.cli.common import SETTINGS_ERROR_KEY, build_settings, describe_settings_error, fail
 
 app = typer.Typer(
     name="bastion",
@@ -33,33 +34,23 @@ def root(
     ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
-    ctx.obj = build_settings(data_dir)
+    try:
+        ctx.obj = build_settings(data_dir)
+    except ValidationError as exc:
+        message = describe_settings_error(exc)
+        if ctx.invoked_subcommand == "doctor":  # doctor reports it as its first finding
+            ctx.meta[SETTINGS_ERROR_KEY] = message
+            return
+        raise fail(message, code=2) from None
 
 
 def _register() -> None:
-    """Sub-commands live in their own modules; each exposes a Typer `app` (or a function for single commands)."""
-    import importlib
+    """Sub-commands live in their own modules; each exposes a Typer `app` or a `register(app)` for one command."""
+    from bastion.cli import audit, client_config, doctor, keys, policy, repo, serve, token
 
-    for module_name, command_name in (
-        ("bastion.cli.repo", "repo"),
-        ("bastion.cli.keys", "keys"),
-        ("bastion.cli.policy", "policy"),
-        ("bastion.cli.audit", "audit"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a sub-command still being written
-            if exc.name != module_name:
-                raise
-            continue
+    for module, command_name in ((repo, "repo"), (keys, "keys"), (policy, "policy"), (audit, "audit")):
         app.add_typer(module.app, name=command_name)
-    for module_name in ("bastion.cli.serve", "bastion.cli.client_config", "bastion.cli.token", "bastion.cli.doctor"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in (serve, client_config, token, doctor):
         module.register(app)
 
 

@@ -1,0 +1,34 @@
+"""The root command: settings problems are reported by variable name, never by value."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.cli.main import app
+
+
+def test_invalid_settings_name_the_variable_and_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_PORT", "hunter2-secret-looking")
+    monkeypatch.setenv("BASTION_AUDIT__BATCH_SIZE", "-1")
+    result = CliRunner().invoke(app, ["keys", "list"])
+    assert result.exit_code == 2
+    assert "BASTION_PORT: Input should be a valid integer" in result.output
+    assert "BASTION_AUDIT__BATCH_SIZE: Input should be greater than 0" in result.output
+    assert "hunter2" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_doctor_reports_invalid_settings_as_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_PORT", "not-a-port")
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output
+    assert "BASTION_PORT: Input should be a valid integer" in result.output
+    assert "not-a-port" not in result.output
+
+
+def test_every_command_is_registered() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    for command in ("serve", "repo", "keys", "policy", "audit", "client-config", "token", "doctor"):
+        assert command in result.output
