@@ -92,8 +92,10 @@ data "aws_iam_policy_document" "task" {
   }
 
   statement {
-    sid       = "WriteAuditLog"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    sid = "WriteAuditLog"
+    # GetLogEvents: the audit sink reads its stream's tail back before its first write and after a failed one,
+    # so a retried batch is never delivered twice.
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"]
     resources = ["${aws_cloudwatch_log_group.audit.arn}:*"]
   }
 

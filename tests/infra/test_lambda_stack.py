@@ -122,6 +122,7 @@ def test_function_role_is_least_privilege(cognito: dict[str, Any], private: dict
         sids = {statement.get("Sid") for owner, statement in statements if "FunctionRole" in owner}
         assert sids == {
             "WriteFunctionAndAuditLogs",
+            "ReadBackAuditLog",
             "ReadGitHubAppPrivateKey",
             "DecryptSecretsWithDeploymentKey",
             "ReadPolicy",
@@ -129,6 +130,8 @@ def test_function_role_is_least_privilege(cognito: dict[str, Any], private: dict
         for owner, statement in statements:
             assert statement["Resource"] != "*", f"{owner}: {statement}"
             assert "cloudwatch:PutMetricData" not in json.dumps(statement["Action"])
+        read_back = next(statement for owner, statement in statements if statement.get("Sid") == "ReadBackAuditLog")
+        assert read_back["Action"] == "logs:GetLogEvents"  # the audit sink's read-back before re-sending
     role = next(v for k, v in resources(cognito, "AWS::IAM::Role").items() if k.startswith("FunctionRole"))
     assert "ManagedPolicyArns" not in role["Properties"]
 

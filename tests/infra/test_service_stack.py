@@ -190,7 +190,8 @@ def test_task_role_is_least_privilege(template: dict[str, Any]) -> None:
         if v["Properties"]["LogGroupName"] == "/mcp-bastion/prod/audit"
     )
     assert statements["WriteAuditLog"]["Resource"] == {"Fn::GetAtt": [audit, "Arn"]}
-    assert statements["WriteAuditLog"]["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    # The CloudWatch audit sink reads its stream's tail back (GetLogEvents) before re-sending a batch.
+    assert statements["WriteAuditLog"]["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"]
     assert statements["ReadPolicy"]["Action"] == "ssm:GetParameter"
     # The task role has no other policy attached (no managed policies, no generated default policy).
     assert "ManagedPolicyArns" not in roles[task_role]["Properties"]

@@ -224,6 +224,13 @@ class BastionLambdaStack(Stack):
                 resources=[self.function_log_group.log_group_arn, self.audit_log_group.log_group_arn],
             ),
             iam.PolicyStatement(
+                # The audit sink reads its stream's tail back before its first write and after a failed one, so a
+                # retried batch is never delivered twice (docs/audit.md).
+                sid="ReadBackAuditLog",
+                actions=["logs:GetLogEvents"],
+                resources=[self.audit_log_group.log_group_arn],
+            ),
+            iam.PolicyStatement(
                 sid="ReadGitHubAppPrivateKey",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
                 resources=[self.github_key_secret.secret_arn],

@@ -187,7 +187,9 @@ class BastionServiceStack(Stack):
             ),
             iam.PolicyStatement(
                 sid="WriteAuditLog",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                # GetLogEvents: the audit sink reads its stream's tail back before its first write and after a
+                # failed one, so a retried batch is never delivered twice (docs/audit.md).
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:GetLogEvents"],
                 resources=[self.audit_log_group.log_group_arn],
             ),
             *self.policy.read_statements(),
