@@ -70,3 +70,26 @@ def test_json_is_one_line_with_the_position_first() -> None:
     assert document["id"] == 42
     assert AuditEvent.model_validate({key: value for key, value in document.items() if key != "id"}) == event
     assert "id" not in json.loads(render_json(event))
+
+
+def test_caller_supplied_fields_cannot_break_the_line_or_drive_the_terminal() -> None:
+    event = AuditEvent(
+        time=datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
+        subject="mallory\rroot",
+        client="evil\x1b]0;title\x07",
+        tool="get_file_contents\x85",
+        repo="acme/x\n2026-11-21 09:30:00Z  alice  -  get_file_contents  acme/api@main  allow/ok  1.0ms",
+        ref="main\u2028x\x7f",
+        decision="deny",
+        outcome="invalid_input",
+        reason="bad\nname",
+    )
+    line = render_line(event)
+    assert "\n" not in line
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029" for ch in line), repr(line)
+    # Escaped, not dropped: the operator still sees what was sent.
+    assert "acme/x\\x0a2026-11-21" in line
+    assert "mallory\\x0droot" in line
+    assert "evil\\x1b]0;title\\x07" in line
+    assert "main\\u2028x\\x7f" in line
+    assert '"bad\\nname"' in line  # the reason was already JSON-quoted

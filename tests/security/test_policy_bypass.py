@@ -597,12 +597,6 @@ async def test_a_directory_tree_id_does_not_confirm_a_guess_at_a_denied_file(pro
     assert config_id != guessed_tree, "the listing confirmed the guessed content of the denied config/.env"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap (docs/security.md): `bastion audit tail` prints repo, ref and client as sent, so a refused "
-    "call can write terminal escapes and fake lines into an operator's view (the stored records are intact)",
-)
 async def test_a_refused_call_cannot_forge_lines_in_audit_tail(probe: Prober, target: Target) -> None:
     """The refusal is recorded with what the caller sent (evidence), but the one-line rendering an operator
     watches (`bastion audit tail -f`) must show it as one line without control characters."""
