@@ -1,16 +1,19 @@
-"""Audit throughput: what the durable spool costs, in events per second and per request.
+"""Audit throughput: what the audit pipeline costs, in events per second and CPU per event.
 
-Three measurements, each printed and written to bench/results/audit.json:
+Four measurements, each printed and written to bench/results/audit.json:
 
-1. spool: events/s into the spool with N concurrent producers each awaiting `record()` (the request path's
-   wait), for `spool_fsync_ms` 100 (default: WAL written, fsynced in the background) and 0 (fsync per group
-   commit); the same with the wait switched off (`wait_for_spool=false`: sealing and commits still happen);
-   per-event CPU of the whole spool path (seal + group commit + receipt), and p50/p99 of one `record()` wait.
-2. sqlite: events/s from the spool into the SQLite sink (a backlog of N events drained by its delivery thread),
-   and `SqliteAuditSink.write` alone in batches of 500.
-3. http: `bastion serve` under wrk (the same `get_file_contents` call as bench/governed_vs_bare.py, from its
-   setup and harness), with the request path awaiting the spool vs not, alternating rounds: the throughput ratio
-   is the spool wait's cost to a governed request.
+1. record: N concurrent producers each awaiting `record()` (the request path's wait) with no sink, for
+   `spool_fsync_ms` 100 (default: each event is written to the log by `record()` itself; fsync in the background)
+   and 0 (the wait ends after an fsync that covers the event); CPU per event in the event loop's thread (what a
+   request pays: seal, serialisation, hash, write) and in the whole process, p50/p99 of one `record()` wait, and
+   the same producers building events without recording them (the baseline to subtract).
+2. delivery: producers recording at a fixed rate for a while with the default SQLite sink attached, then a
+   flush: CPU per event in the event loop's thread and in the background threads (the spool's fsync thread and
+   the sink's delivery thread), the number of sink batches and fsyncs. This is the sustained-load cost.
+3. drain: a backlog of N events in the spool's log (written by an earlier run, so read back from the segment
+   files) drained into the SQLite sink: events/s and CPU per event; and `SqliteAuditSink.write` alone.
+4. http: `bastion serve` under wrk (the same `get_file_contents` call as bench/governed_vs_bare.py, from its
+   setup and harness), with the request path awaiting the spool vs not, alternating rounds.
 
     .venv/bin/python bench/audit_throughput.py [--seconds 3] [--rounds 3] [--skip-http]
 """
@@ -27,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from typing import Any
 from bastion.audit.chain import Chain
 from bastion.audit.event import AuditEvent
 from bastion.audit.pipeline import AuditLog
+from bastion.audit.sink import SealedEvent
 from bastion.audit.spool import Spool
 from bastion.audit.sqlite import SqliteAuditSink
 from harness import RunResult, ServerProcess, ensure_wrk, free_port, pinning, run_wrk
@@ -76,14 +81,37 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _produce(log: AuditLog, producers: int, seconds: float, wait: bool) -> dict[str, Any]:
+class _Clock:
+    """CPU of this process and of the calling (event loop) thread between `start()` and `stop()`."""
+
+    def start(self) -> None:
+        self.process, self.loop, self.wall = _cpu(), time.thread_time(), time.monotonic()
+
+    def stop(self, events: int) -> dict[str, Any]:
+        process, loop, wall = _cpu() - self.process, time.thread_time() - self.loop, time.monotonic() - self.wall
+        return {
+            "events": events,
+            "events_per_second": round(events / wall),
+            "loop_cpu_us_per_event": round(loop / events * 1e6, 1),
+            "background_cpu_us_per_event": round((process - loop) / events * 1e6, 1),
+            "cpu_us_per_event": round(process / events * 1e6, 1),
+        }
+
+
+async def _produce(
+    log: AuditLog, producers: int, seconds: float, wait: bool, rate: float | None = None
+) -> dict[str, Any]:
+    """`producers` tasks recording events for `seconds`, each awaiting its `record()` (as requests do); at most
+    `rate` events/s in all when given."""
     latencies: list[float] = []
     count = 0
     stop = time.monotonic() + seconds
+    interval = producers / rate if rate else 0.0  # each producer's pause between events when paced
 
     async def producer() -> None:
         nonlocal count
         number = 0
+        next_time = time.monotonic()
         while time.monotonic() < stop:
             event = _event(number)
             number += 1
@@ -91,24 +119,26 @@ async def _produce(log: AuditLog, producers: int, seconds: float, wait: bool) ->
             receipt = log.record(event)
             if wait:
                 await receipt
-            else:
-                await asyncio.sleep(0)  # yield like a request would
             latencies.append(time.perf_counter() - started)
             count += 1
+            if interval:
+                next_time += interval
+                await asyncio.sleep(max(0.0, next_time - time.monotonic()))
+            elif not wait:
+                await asyncio.sleep(0)  # yield like a request would
 
-    cpu_before, wall_before = _cpu(), time.monotonic()
+    clock = _Clock()
+    clock.start()
     await asyncio.gather(*(producer() for _ in range(producers)))
-    assert await log.flush(60), "the spool did not commit within 60 s"
-    wall, cpu = time.monotonic() - wall_before, _cpu() - cpu_before
+    assert await log.flush(60), "the pipeline did not catch up within 60 s"
+    row = clock.stop(count)
     latencies.sort()
-    return {
-        "producers": producers,
-        "events": count,
-        "events_per_second": round(count / wall),
-        "cpu_us_per_event": round(cpu / count * 1e6, 1),
-        "record_p50_us": round(latencies[len(latencies) // 2] * 1e6, 1),
-        "record_p99_us": round(latencies[int(len(latencies) * 0.99)] * 1e6, 1),
-    }
+    row.update(
+        producers=producers,
+        record_p50_us=round(latencies[len(latencies) // 2] * 1e6, 1),
+        record_p99_us=round(latencies[int(len(latencies) * 0.99)] * 1e6, 1),
+    )
+    return row
 
 
 async def _baseline(producers: int, seconds: float) -> dict[str, Any]:
@@ -126,18 +156,15 @@ async def _baseline(producers: int, seconds: float) -> dict[str, Any]:
             await asyncio.sleep(0)
             count += 1
 
-    cpu_before, wall_before = _cpu(), time.monotonic()
+    clock = _Clock()
+    clock.start()
     await asyncio.gather(*(producer() for _ in range(producers)))
-    wall, cpu = time.monotonic() - wall_before, _cpu() - cpu_before
-    return {
-        "producers": producers,
-        "events": count,
-        "events_per_second": round(count / wall),
-        "cpu_us_per_event": round(cpu / count * 1e6, 1),
-    }
+    row = clock.stop(count)
+    row["producers"] = producers
+    return row
 
 
-async def spool_phase(work: Path, seconds: float) -> list[dict[str, Any]]:
+async def record_phase(work: Path, seconds: float) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for producers in (1, 64):
         row = await _baseline(producers, seconds)
@@ -145,10 +172,10 @@ async def spool_phase(work: Path, seconds: float) -> list[dict[str, Any]]:
         results.append(row)
         print(
             f"  baseline (build events, no record)  producers={producers:<3} {row['events_per_second']:>8,} events/s  "
-            f"{row['cpu_us_per_event']:>6.1f} us CPU/event",
+            f"loop {row['loop_cpu_us_per_event']:>6.1f} us/event",
             flush=True,
         )
-    for fsync_ms, wait in ((100, True), (0, True), (100, False)):
+    for fsync_ms, wait in ((100, True), (0, True), (0, False)):
         for producers in (1, 16, 64):
             directory = work / f"spool-{fsync_ms}-{wait}-{producers}"
             log = AuditLog(Spool(directory, fsync_ms=fsync_ms), [], wait_for_spool=wait)
@@ -157,18 +184,52 @@ async def spool_phase(work: Path, seconds: float) -> list[dict[str, Any]]:
                 row = await _produce(log, producers, seconds, wait)
             finally:
                 await log.aclose()
-            row.update(fsync_ms=fsync_ms, wait_for_spool=wait)
+            row.update(fsync_ms=fsync_ms, wait_for_spool=wait, fsyncs=log.spool.syncs)
             results.append(row)
             print(
-                f"  spool fsync_ms={fsync_ms:<3} wait={wait!s:<5} producers={producers:<3} "
-                f"{row['events_per_second']:>8,} events/s  {row['cpu_us_per_event']:>6.1f} us CPU/event  "
-                f"record p50 {row['record_p50_us']:>7.1f} us  p99 {row['record_p99_us']:>8.1f} us",
+                f"  record fsync_ms={fsync_ms:<3} wait={wait!s:<5} producers={producers:<3} "
+                f"{row['events_per_second']:>8,} events/s  loop {row['loop_cpu_us_per_event']:>6.1f} us/event  "
+                f"background {row['background_cpu_us_per_event']:>5.1f}  record p50 {row['record_p50_us']:>7.1f} us  "
+                f"p99 {row['record_p99_us']:>8.1f} us  fsyncs {log.spool.syncs}",
                 flush=True,
             )
     return results
 
 
-async def sqlite_phase(work: Path, events: int) -> dict[str, Any]:
+class _CountingSink(SqliteAuditSink):
+    """The default sink, counting its batches."""
+
+    batches = 0
+
+    def write(self, events: Sequence[SealedEvent]) -> None:
+        self.batches += 1
+        super().write(events)
+
+
+async def delivery_phase(work: Path, seconds: float) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for rate in (500, 2000, 8000):
+        directory = work / f"delivery-{rate}"
+        sink = _CountingSink(directory / "audit.db")
+        log = AuditLog(Spool(directory / "spool"), [sink])
+        log.start()
+        try:
+            row = await _produce(log, 16, seconds, True, rate=rate)
+        finally:
+            await log.aclose()
+        row.update(rate=rate, sink_batches=sink.batches, fsyncs=log.spool.syncs)
+        row["events_per_batch"] = round(row["events"] / max(sink.batches, 1))
+        results.append(row)
+        print(  # the loop's CPU here is mostly the pacing (timers), so only the background is shown
+            f"  delivery to SQLite at {rate:>5}/s: {row['events']:>7,} events  "
+            f"background {row['background_cpu_us_per_event']:>5.1f} us/event  {sink.batches} batches "
+            f"(~{row['events_per_batch']} events each), {log.spool.syncs} spool fsyncs",
+            flush=True,
+        )
+    return results
+
+
+async def drain_phase(work: Path, events: int) -> dict[str, Any]:
     directory = work / "drain"
     filler = AuditLog(Spool(directory / "spool"), [])
     filler.start()
@@ -177,29 +238,33 @@ async def sqlite_phase(work: Path, events: int) -> dict[str, Any]:
     assert await filler.flush(120)
     await filler.aclose()
 
-    started = time.monotonic()
+    cpu_before, started = _cpu(), time.monotonic()
     log = AuditLog(Spool(directory / "spool"), [SqliteAuditSink(directory / "audit.db")], batch_size=500)
     log.start()
     assert await log.flush(600), "the SQLite sink did not drain"
-    drain = time.monotonic() - started
+    drain, drain_cpu = time.monotonic() - started, _cpu() - cpu_before
     await log.aclose()
 
     chain = Chain("benchinstance000")
     sealed = [chain.seal(_event(number)) for number in range(events)]
     sink = SqliteAuditSink(directory / "direct.db")
-    started = time.monotonic()
+    cpu_before, started = _cpu(), time.monotonic()
     for offset in range(0, events, 500):
         sink.write(sealed[offset : offset + 500])
-    direct = time.monotonic() - started
+    direct, direct_cpu = time.monotonic() - started, _cpu() - cpu_before
     sink.close()
     result = {
         "events": events,
         "spool_to_sqlite_events_per_second": round(events / drain),
+        "spool_to_sqlite_cpu_us_per_event": round(drain_cpu / events * 1e6, 1),
         "sqlite_write_events_per_second": round(events / direct),
+        "sqlite_write_cpu_us_per_event": round(direct_cpu / events * 1e6, 1),
     }
     print(
-        f"  sqlite: spool -> sink {result['spool_to_sqlite_events_per_second']:,} events/s (backlog of {events:,}); "
-        f"SqliteAuditSink.write alone {result['sqlite_write_events_per_second']:,} events/s",
+        f"  drain: spool log -> SQLite {result['spool_to_sqlite_events_per_second']:,} events/s "
+        f"({result['spool_to_sqlite_cpu_us_per_event']} us CPU/event, backlog of {events:,} read from the segment "
+        f"files); SqliteAuditSink.write alone {result['sqlite_write_events_per_second']:,} events/s "
+        f"({result['sqlite_write_cpu_us_per_event']} us CPU/event)",
         flush=True,
     )
     return result
@@ -310,7 +375,7 @@ def http_phase(work: Path, rounds: int, seconds: float, connections: int) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3, help="Length of each spool run and each wrk run.")
+    parser.add_argument("--seconds", type=float, default=3, help="Length of each in-process run and each wrk run.")
     parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server (alternating).")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections.")
     parser.add_argument("--drain-events", type=int, default=50_000, help="Backlog drained into SQLite.")
@@ -320,8 +385,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bastion-audit-bench-"))
     try:
         print(f"audit throughput ({os.cpu_count()} cores, Python {sys.version.split()[0]})")
-        spool = asyncio.run(spool_phase(work, args.seconds))
-        sqlite = asyncio.run(sqlite_phase(work, args.drain_events))
+        record = asyncio.run(record_phase(work, args.seconds))
+        delivery = asyncio.run(delivery_phase(work, max(args.seconds, 3)))
+        drain = asyncio.run(drain_phase(work, args.drain_events))
         http = None if args.skip_http else http_phase(work, args.rounds, args.seconds, args.connections)
         if http is not None:
             wait, no_wait = http["summary"]["wait"], http["summary"]["no-wait"]
@@ -334,8 +400,9 @@ def main() -> int:
         report = {
             "benchmark": "audit_throughput",
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "spool": spool,
-            "sqlite": sqlite,
+            "record": record,
+            "delivery": delivery,
+            "drain": drain,
             "http": http,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)

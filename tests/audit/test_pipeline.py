@@ -3,15 +3,17 @@ fails, across restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
 import pytest
+from tests.audit.helpers import spooled
 
+from bastion.audit import segments
 from bastion.audit.event import AuditEvent
 from bastion.audit.pipeline import AuditLog
 from bastion.audit.sink import AuditQuery, SealedEvent
@@ -65,10 +67,7 @@ async def _eventually(condition: Callable[[], bool]) -> None:
 
 
 def _spooled_subjects(spool_dir: Path) -> list[str]:
-    with sqlite3.connect(spool_dir / "slot-0.db") as connection:
-        lines = [row[0] for row in connection.execute("SELECT line FROM events ORDER BY seq")]
-    connection.close()
-    return [json.loads(line)["subject"] for line in lines]
+    return [json.loads(line)["subject"] for _, line in spooled(spool_dir)]
 
 
 async def test_awaiting_record_means_the_event_is_in_the_spool(tmp_path: Path) -> None:
@@ -192,10 +191,10 @@ async def test_redelivery_after_a_crash_stores_nothing_twice(tmp_path: Path) -> 
     for event in events:
         await log.record(event)
     await log.aclose()
-    # A crash after the sink committed but before the spool recorded its cursor: the cursor is behind.
-    with sqlite3.connect(tmp_path / "spool" / "slot-0.db") as connection:
-        connection.execute("UPDATE cursors SET seq = 10 WHERE sink = 'sqlite'")
-    connection.close()
+    # A crash after the sink committed but before the spool saved its cursor: the cursor is behind.
+    cursors = tmp_path / "spool" / "slot-0" / "cursors.json"
+    assert json.loads(cursors.read_text()) == {"sqlite": 50}
+    cursors.write_text(json.dumps({"sqlite": 10}))
 
     restarted = AuditLog(Spool(tmp_path / "spool"), [SqliteAuditSink(database)])
     restarted.start()
@@ -211,10 +210,17 @@ async def test_redelivery_after_a_crash_stores_nothing_twice(tmp_path: Path) -> 
     assert [event.seq for event in stored] == list(range(1, 52))
 
 
-async def test_with_wait_for_spool_off_record_returns_at_once(tmp_path: Path) -> None:
-    log = AuditLog(Spool(tmp_path), [CollectingSink()], wait_for_spool=False)
-    await log.record(AuditEvent())  # not started: nothing commits, yet the await completes
-    assert log.stats().spooled_seq == 0
+async def test_with_wait_for_spool_off_record_returns_before_the_fsync(tmp_path: Path) -> None:
+    waiting = AuditLog(Spool(tmp_path / "waiting", fsync_ms=0), [CollectingSink()])
+    receipt = waiting.record(AuditEvent())
+    assert isinstance(receipt, asyncio.Future)
+    assert not receipt.done()  # not started: nothing fsyncs, so a request would wait
+    await waiting.aclose()
+    assert receipt.done()  # closing fsyncs what was written
+
+    log = AuditLog(Spool(tmp_path / "not-waiting", fsync_ms=0), [CollectingSink()], wait_for_spool=False)
+    await log.record(AuditEvent())  # not started: nothing fsyncs, yet the await completes
+    assert (log.spool.committed_seq, log.spool.durable_seq) == (1, 0)
     log.start()
     assert await log.flush(timeout=30)
     await log.aclose()
@@ -267,3 +273,108 @@ def test_sink_names_must_be_unique(tmp_path: Path) -> None:
             AuditLog(spool, [CollectingSink("a"), CollectingSink("a")])
     finally:
         spool.close()
+
+
+class DurabilityCheckingSink(CollectingSink):
+    """Records, for each batch, whether the spool had fsynced all of it; `sync` counts and can fail."""
+
+    def __init__(self, spool: Spool, name: str = "checked", sync_failures: int = 0) -> None:
+        super().__init__(name)
+        self.spool = spool
+        self.unsynced_batches = 0
+        self.sync_failures_left = sync_failures
+        self.synced_up_to: list[int] = []
+
+    def write(self, events: Sequence[SealedEvent]) -> None:
+        if events[-1].seq > self.spool.durable_seq:
+            self.unsynced_batches += 1
+        super().write(events)
+
+    def sync(self) -> None:
+        if self.sync_failures_left > 0:
+            self.sync_failures_left -= 1
+            raise OSError("the sink's disk is gone")
+        self.synced_up_to.append(self.seqs[-1] if self.seqs else 0)
+
+
+async def test_a_sink_that_keeps_up_gets_full_batches_of_fsynced_events_only(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, fsync_ms=10)
+    sink = DurabilityCheckingSink(spool)
+    # An interval longer than the test: every batch before the flush is delivered because it is full.
+    log = AuditLog(spool, [sink], batch_size=100, delivery_interval=600)
+    log.start()
+    for event in _events(99):
+        await log.record(event)
+    await anyio.sleep(0.3)  # fsynced by now (every 10 ms), and still not a full batch: nothing is delivered
+    assert sink.batches == []
+    for event in _events(201, prefix="more"):
+        await log.record(event)
+    await _eventually(lambda: len(sink.seqs) == 300)
+    assert [len(batch) for batch in sink.batches] == [100, 100, 100]
+    assert sink.seqs == list(range(1, 301))
+    assert sink.unsynced_batches == 0  # a sink never holds an event the spool could still lose
+    await log.record(AuditEvent(subject="last"))
+    assert await log.flush(timeout=30)  # a flush does not wait for the interval
+    assert sink.seqs[-1] == 301
+    await log.aclose()
+
+
+async def test_a_partial_batch_is_delivered_after_the_interval(tmp_path: Path) -> None:
+    sink = CollectingSink()
+    log = AuditLog(Spool(tmp_path, fsync_ms=10), [sink], batch_size=500, delivery_interval=0.05)
+    log.start()
+    for event in _events(5):
+        await log.record(event)
+    await _eventually(lambda: len(sink.seqs) == 5)
+    assert [len(batch) for batch in sink.batches] == [5]
+    await log.aclose()
+
+
+async def test_the_saved_cursor_never_runs_ahead_of_what_the_sink_has_synced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    sink = DurabilityCheckingSink(spool, sync_failures=1_000_000)
+    log = AuditLog(spool, [sink], batch_size=10, sync_interval=0)
+    log.start()
+    for event in _events(30):
+        await log.record(event)
+    assert await log.flush(timeout=30)
+    await log.aclose()
+    assert sink.seqs == list(range(1, 31))  # stored (committed)...
+    assert (
+        "audit sink checked failed to sync (attempt 1): the sink's disk is gone; its cursor stays behind" in caplog.text
+    )
+    assert json.loads((tmp_path / "slot-0" / "cursors.json").read_text()) == {"checked": 0}  # ...but not durable
+
+    spool = Spool(tmp_path)
+    healthy = DurabilityCheckingSink(spool)
+    restarted = AuditLog(spool, [healthy], sync_interval=0)
+    restarted.start()
+    assert await restarted.flush(timeout=30)
+    await restarted.aclose()
+    assert healthy.seqs == list(range(1, 31))  # delivered again, from the spool
+    assert healthy.synced_up_to[-1] == 30
+    assert json.loads((tmp_path / "slot-0" / "cursors.json").read_text()) == {"checked": 30}
+
+
+async def test_an_unreadable_spool_record_is_reported_and_retried_without_stopping_delivery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path, segment_bytes=1)  # one event per segment
+    for event in _events(3):
+        spool.append(event)
+    instance_id = spool.instance_id
+    spool.close()
+    second = tmp_path / "slot-0" / segments.segment_name(2)
+    # Damage that a CRC cannot see (the record was replaced whole, not torn): not an event at all.
+    second.write_bytes(segments.encode_header(instance_id, 2, None) + segments.encode_record(2, b"not json"))
+
+    sink = CollectingSink()
+    log = AuditLog(Spool(tmp_path), [sink], retry_initial_seconds=0.01, retry_max_seconds=0.02)
+    log.start()
+    await _eventually(lambda: log.stats().sinks["collect"].errors >= 2)
+    assert "audit sink collect: reading the spool after seq 0 failed (attempt 1)" in caplog.text
+    assert log.stats().sinks["collect"].last_error is not None
+    await log.aclose(timeout=0.2)
+    assert sink.batches == []  # nothing is delivered out of order around the damaged record

@@ -1,8 +1,8 @@
 """The audit guarantee, end to end, with a real `bastion serve` process:
 
-- crash: N tool calls, `kill -9` right after the last response, restart: every sink (SQLite, JSON lines,
-  PostgreSQL) ends up holding all N events exactly once, and each chain verifies. PostgreSQL is down during the
-  calls, so at the kill its whole backlog exists only in the spool.
+- crash: N tool calls, `kill -9` right after the last response: all N events are in the spool's log files; after a
+  restart every sink (SQLite, JSON lines, PostgreSQL) ends up holding all N events exactly once, and each chain
+  verifies. PostgreSQL is down during the calls, so at the kill its whole backlog exists only in the spool.
 - fault: the CloudWatch sink points at a real moto_server; moto is killed mid-load, calls go on (none fails, none
   waits for CloudWatch), moto comes back, and every event is in the log stream exactly once, in order.
 """
@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 import httpx2
 import pytest
+from tests.audit.helpers import spooled
 from tests.support.gitrepo import git
 from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_server
 from tests.support.postgres import PostgresServer, postgres_server
@@ -236,6 +237,11 @@ def test_no_event_is_lost_when_the_server_is_killed_right_after_answering(
         own_postgres.start()
 
     expected = [f"crash-{number:04d}" for number in range(calls)]
+    # Before anything restarts: every answered call's event is in the spool's log, read straight from the files.
+    spool_dir = Settings(data_dir=prepared.data_dir).audit_spool_dir
+    in_spool = [json.loads(line).get("request_id") for _, line in spooled(spool_dir)]
+    assert [request_id for request_id in in_spool if str(request_id).startswith("crash-")] == expected
+
     restarted = Server(prepared.data_dir, env)
     restarted.start()
     try:

@@ -19,27 +19,23 @@ head. With an HMAC key (held outside the sinks) a forged record cannot be sealed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from bastion.audit.canonical import canonical, event_body
 from bastion.audit.event import AuditEvent
 from bastion.audit.sink import SealedEvent
 
-__all__ = ["HMAC_SHA256", "SHA256", "Chain", "canonical", "document_hash", "event_document"]
+__all__ = ["HMAC_SHA256", "SHA256", "Chain", "canonical", "document_hash", "event_document", "sealed_event"]
 
 logger = logging.getLogger(__name__)
 
 SHA256 = "sha256"
 HMAC_SHA256 = "hmac-sha256"
-
-
-def canonical(document: dict[str, Any]) -> str:
-    """Sorted keys, no whitespace, UTF-8 as is: the one text form that is hashed and stored."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def document_hash(document: dict[str, Any], key: bytes | None) -> str:
@@ -65,6 +61,8 @@ def _fallback_document(event: AuditEvent, exc: Exception) -> dict[str, Any]:
 
 def _time(event: AuditEvent) -> datetime:
     moment = event.time
+    if moment.tzinfo is UTC:
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -79,23 +77,29 @@ class Chain:
         self.key = key
 
     def _body(self, event: AuditEvent, seq: int) -> str:
+        with contextlib.suppress(ValueError, TypeError, RecursionError):  # not plain JSON: pydantic's JSON mode
+            body = event_body(event, self.instance_id, seq, self.head_hash)
+            if body is not None:
+                return body
         try:
             document = event_document(event)
         except (ValueError, TypeError) as exc:
             document = _fallback_document(event, exc)
+        try:
+            return canonical(self._place(document, seq))
+        except (ValueError, TypeError) as exc:  # NaN or infinity that pydantic let through
+            return canonical(self._place(_fallback_document(event, exc), seq))
+
+    def _place(self, document: dict[str, Any], seq: int) -> dict[str, Any]:
         document.pop("hash", None)
         document["instance_id"] = self.instance_id
         document["seq"] = seq
         document["prev_hash"] = self.head_hash
-        try:
-            return canonical(document)
-        except (ValueError, TypeError) as exc:  # NaN or infinity that pydantic let through
-            document = {**_fallback_document(event, exc), "instance_id": self.instance_id, "seq": seq}
-            document.pop("hash", None)
-            document["prev_hash"] = self.head_hash
-            return canonical(document)
+        return document
 
-    def seal(self, event: AuditEvent) -> SealedEvent:
+    def seal_line(self, event: AuditEvent) -> tuple[int, str, str]:
+        """Seal `event` as the chain's next record: (seq, hash, line). The spool's request path uses this; the
+        indexed columns of a SealedEvent are taken from the event later, off the request path (`sealed_event`)."""
         seq = self.seq + 1
         body = self._body(event, seq)
         payload = body.encode("utf-8")
@@ -104,16 +108,25 @@ class Chain:
         else:
             digest = f"{HMAC_SHA256}:{hmac.new(self.key, payload, hashlib.sha256).hexdigest()}"
         self.seq, self.head_hash = seq, digest
-        return SealedEvent(
-            instance_id=self.instance_id,
-            seq=seq,
-            event_id=event.event_id,
-            time=_time(event),
-            subject=event.subject,
-            repo=event.repo,
-            decision=str(event.decision),
-            tool=event.tool,
-            outcome=str(event.outcome),
-            hash=digest,
-            line=f'{body[:-1]},"hash":"{digest}"}}',  # the canonical body, `hash` appended last
-        )
+        return seq, digest, f'{body[:-1]},"hash":"{digest}"}}'  # the canonical body, `hash` appended last
+
+    def seal(self, event: AuditEvent) -> SealedEvent:
+        seq, digest, line = self.seal_line(event)
+        return sealed_event(self.instance_id, seq, event, digest, line)
+
+
+def sealed_event(instance_id: str, seq: int, event: AuditEvent, digest: str, line: str) -> SealedEvent:
+    """The SealedEvent of a line `Chain.seal_line` made from `event`."""
+    return SealedEvent(
+        instance_id=instance_id,
+        seq=seq,
+        event_id=event.event_id,
+        time=_time(event),
+        subject=event.subject,
+        repo=event.repo,
+        decision=str(event.decision),
+        tool=event.tool,
+        outcome=str(event.outcome),
+        hash=digest,
+        line=line,
+    )

@@ -1,16 +1,21 @@
 """The audit pipeline: `record()` on the request path, the spool in between, one delivery thread per sink.
 
-    request --record()--> Spool (seal + group commit, durable) --> worker per sink --> SQLite / JSONL / PG / CW
+    request --record()--> Spool (seal + write, durable) --> worker per sink --> SQLite / JSONL / PG / CW
 
-`record()` seals the event into the hash chain and queues it for the spool's next group commit; it returns an
-awaitable that completes when that commit is on disk, and the request path awaits it before the response leaves
-(docs/audit.md: the guarantee and its cost). No request ever waits for a sink.
+`record()` seals the event into the hash chain and writes it to the spool's log; it returns an awaitable that is
+already complete when the write made the event durable as configured (`fsync_ms > 0`), or completes after the
+fsync that covers it (`fsync_ms = 0`). The request path awaits it before the response leaves (docs/audit.md: the
+guarantee and its cost). No request ever waits for a sink.
 
-Each sink has its own worker thread and its own cursor in the spool. The worker reads the events after its
-cursor, in seq order, writes them to its sink and advances the cursor; on failure it retries the same batch with
-exponential backoff and jitter, so a slow or broken sink only grows its own backlog, which stays in the spool
-(across restarts too) and drains in order when the sink recovers. Sinks skip events they already hold, so the
-re-delivery that follows a crash or an ambiguous failure stores nothing twice.
+Each sink has its own worker thread and its own cursor in the spool. The worker delivers in large batches: at most
+every `delivery_interval` seconds, or at once when a full batch (`batch_size`) is waiting, so a sink's per-batch
+cost (a transaction, a request) is shared by many events. It takes only events the spool has fsynced, reads them
+from memory while it keeps up (from the log when it has fallen behind), writes them to its sink and advances its
+cursor; on failure it retries the same batch with exponential backoff and jitter, so a slow or broken sink only
+grows its own backlog, which stays in the spool (across restarts too) and drains in order when the sink recovers.
+Sinks skip events they already hold, so the re-delivery that follows a crash or an ambiguous failure stores nothing
+twice. A sink that commits without fsync (`SyncableSink`) is synced before its cursor is saved, at most once per
+`sync_interval`: the saved cursor never runs ahead of what the sink holds durably.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +33,8 @@ import anyio
 import anyio.to_thread
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditSink, SealedEvent
-from bastion.audit.spool import Spool
+from bastion.audit.sink import AuditSink, SealedEvent, SyncableSink
+from bastion.audit.spool import DONE, Spool
 
 __all__ = ["AuditLog", "AuditStats", "SinkStats"]
 
@@ -51,8 +56,8 @@ class SinkStats:
 class AuditStats:
     recorded: int  # events passed to record() since start
     spooled_seq: int  # the last seq committed to the spool
-    spool_pending: int  # sealed, waiting for the next group commit
-    spool_errors: int  # failed spool commits
+    spool_pending: int  # sealed, not yet in the spool's log (only while the disk refuses writes)
+    spool_errors: int  # failed spool writes and fsyncs
     dropped: int  # events that could not be recorded at all (after close)
     sinks: dict[str, SinkStats]
 
@@ -71,16 +76,17 @@ class AuditStats:
         return {name: stats.errors for name, stats in self.sinks.items()}
 
 
-class _Done:
-    """An awaitable that is already complete (the spool wait is switched off, or nothing could be recorded)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        yield from ()
+DELIVERY_SECONDS = 0.25  # a caught-up sink gets a batch at most this often (or sooner, when a batch is full)
+SYNC_SECONDS = 1.0  # a SyncableSink is synced, and its cursor saved, at most this often
 
 
-_DONE = _Done()
+def _call(function: Callable[[], None]) -> Exception | None:
+    """The exception `function` raised, if any."""
+    try:
+        function()
+    except Exception as exc:
+        return exc
+    return None
 
 
 class _Worker:
@@ -88,9 +94,14 @@ class _Worker:
 
     def __init__(self, sink: AuditSink) -> None:
         self.sink = sink
+        self.sync = sink.sync if isinstance(sink, SyncableSink) else None
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
-        self.delivered = 0  # cursor: the last seq stored
+        self.delivered = 0  # the last seq the sink has stored (committed)
+        self.marked = 0  # the last seq saved as its cursor (durable in the sink)
+        self.last_write = 0.0  # monotonic time of the last batch
+        self.last_mark = 0.0
+        self.sync_failures = 0
         self.written = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -110,6 +121,8 @@ class AuditLog:
         retry_initial_seconds: float = 0.1,
         retry_max_seconds: float = 30.0,
         wait_for_spool: bool = True,
+        delivery_interval: float = DELIVERY_SECONDS,
+        sync_interval: float = SYNC_SECONDS,
     ) -> None:
         names = [sink.name for sink in sinks]
         if len(set(names)) != len(names):
@@ -117,17 +130,20 @@ class AuditLog:
         self.spool = spool
         self._workers = [_Worker(sink) for sink in sinks]
         for worker in self._workers:
-            worker.delivered = spool.cursor(worker.sink.name)
+            worker.delivered = worker.marked = spool.cursor(worker.sink.name)
         self._batch_size = batch_size
         self._retry_initial = retry_initial_seconds
         self._retry_max = retry_max_seconds
         self._wait_for_spool = wait_for_spool
+        self._delivery_interval = delivery_interval
+        self._sync_interval = sync_interval
         self._recorded = 0
         self._started = False
         self._closed = False
+        self._flush_to = 0  # deliver up to here without waiting for the next interval
         self._stopping = threading.Event()  # deliver what is in the spool, then exit
         self._abandon = threading.Event()  # exit now; the spool keeps the rest for the next start
-        spool.on_commit = self._wake_workers
+        spool.on_durable = self._on_durable
 
     @property
     def instance_id(self) -> str:
@@ -136,35 +152,42 @@ class AuditLog:
     # -- request path -------------------------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> Awaitable[None]:
-        """Seal `event` into the spool's next group commit. Await the result before answering the request: it
-        completes once the event is durable in the spool. Never raises."""
+        """Seal `event` and write it to the spool. Await the result before answering the request: it is complete
+        once the event is durable in the spool (at once, unless `fsync_ms = 0`). Never raises."""
         self._recorded += 1
         try:
             receipt = self.spool.append(event)
         except Exception:
             logger.exception("audit event %s could not be sealed; it is lost", event.event_id)
-            return _DONE
-        return receipt if self._wait_for_spool else _DONE
+            return DONE
+        return receipt if self._wait_for_spool else DONE
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the spool writer and one delivery thread per sink (undelivered events from before a restart
-        go out first)."""
+        """Start the spool's fsync thread and one delivery thread per sink (undelivered events from before a
+        restart go out first)."""
         if self._started:
             return
         self._started = True
         self.spool.start()
         for worker in self._workers:
+            worker.last_write = time.monotonic()
             worker.thread = threading.Thread(
                 target=self._run_worker, args=(worker,), name=f"audit-{worker.sink.name}", daemon=True
             )
             worker.thread.start()
 
-    def _wake_workers(self, _seq: int) -> None:
+    def _on_durable(self, durable_seq: int) -> None:
+        """After each fsync (spool thread): wake the workers that have a full batch, or a flush, waiting."""
         for worker in self._workers:
-            if not worker.wake.is_set():
+            behind = durable_seq - worker.delivered
+            if behind > 0 and (behind >= self._batch_size or self._flush_to > worker.delivered):
                 worker.wake.set()
+
+    def _wake_workers(self) -> None:
+        for worker in self._workers:
+            worker.wake.set()
 
     def _caught_up(self, target: int) -> bool:
         return self.spool.committed_seq >= target and all(worker.delivered >= target for worker in self._workers)
@@ -177,6 +200,9 @@ class AuditLog:
         if not self._started:
             raise RuntimeError("AuditLog.flush() before start(): nothing is writing the queued events")
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._flush_to = max(self._flush_to, target)
+        self.spool.request_sync()  # sinks take fsynced events only: fsync now rather than at the next tick
+        self._wake_workers()
         pause = 0.001
         # Polling keeps the writer threads free of event-loop plumbing; flush is for tests and shutdown.
         while not self._caught_up(target):
@@ -195,14 +221,14 @@ class AuditLog:
         if self._started and not await self.flush(timeout):
             self._abandon.set()
         self._stopping.set()
-        self._wake_workers(0)
+        self._wake_workers()
         await anyio.to_thread.run_sync(self._join_and_close)
 
     def _join_and_close(self) -> None:
         for worker in self._workers:
             if worker.thread is not None:
                 worker.thread.join()
-        self.spool.close()  # commits the final cursors
+        self.spool.close()  # saves the final cursors
         for worker in self._workers:
             left = self.spool.committed_seq - worker.delivered
             if left > 0:
@@ -238,7 +264,7 @@ class AuditLog:
             recorded=self._recorded,
             spooled_seq=committed,
             spool_pending=self.spool.pending,
-            spool_errors=self.spool.commit_errors,
+            spool_errors=self.spool.write_errors + self.spool.sync_errors,
             dropped=self.spool.dropped,
             sinks=sinks,
         )
@@ -268,6 +294,20 @@ class AuditLog:
                 exc_info=exc if failures == 1 else None,  # the traceback once
             )
 
+    def _note_read_failure(self, worker: _Worker, failures: int, delay: float, exc: Exception) -> None:
+        worker.errors += 1
+        worker.last_error = f"{type(exc).__name__}: {exc}"
+        if failures & (failures - 1) == 0:
+            logger.error(
+                "audit sink %s: reading the spool after seq %d failed (attempt %d), retrying in %.1fs: %s",
+                worker.sink.name,
+                worker.delivered,
+                failures,
+                delay,
+                worker.last_error,
+                exc_info=exc if failures == 1 else None,
+            )
+
     def _read(self, worker: _Worker, reader: Any) -> list[SealedEvent]:
         batch = self.spool.read(reader, worker.delivered, self._batch_size)
         if batch and batch[0].seq != worker.delivered + 1:
@@ -280,24 +320,80 @@ class AuditLog:
         worker.oldest_pending = batch[0].time if batch else None
         return batch
 
+    def _due(self, worker: _Worker) -> float | None:
+        """Seconds until this worker should deliver (0: now), or None when nothing fsynced is waiting for it."""
+        behind = self.spool.durable_seq - worker.delivered
+        if behind <= 0:
+            return None
+        if behind >= self._batch_size or self._flush_to > worker.delivered or self._stopping.is_set():
+            return 0.0
+        return max(0.0, worker.last_write + self._delivery_interval - time.monotonic())
+
+    def _mark(self, worker: _Worker, *, force: bool = False) -> None:
+        """Save the worker's cursor, after making what its sink committed durable (at most every
+        `sync_interval`, unless `force`)."""
+        if worker.marked >= worker.delivered:
+            return
+        now = time.monotonic()
+        if not force and now - worker.last_mark < self._sync_interval:
+            return
+        if worker.sync is not None:
+            failure = _call(worker.sync)
+            if failure is not None:
+                worker.errors += 1
+                worker.last_error = f"{type(failure).__name__}: {failure}"
+                worker.sync_failures += 1
+                if worker.sync_failures & (worker.sync_failures - 1) == 0:  # 1, 2, 4, 8, ...
+                    logger.error(
+                        "audit sink %s failed to sync (attempt %d): %s; its cursor stays behind",
+                        worker.sink.name,
+                        worker.sync_failures,
+                        failure,
+                    )
+                worker.last_mark = now
+                return
+            worker.sync_failures = 0
+        worker.marked, worker.last_mark = worker.delivered, now
+        self.spool.mark_delivered(worker.sink.name, worker.marked)
+
     def _run_worker(self, worker: _Worker) -> None:
         reader = self.spool.open_reader()
         try:
             self._deliver(worker, reader)
         finally:
-            reader.close()
+            try:
+                self._mark(worker, force=True)
+            except Exception:
+                logger.exception("audit sink %s: saving its cursor failed", worker.sink.name)
 
     def _deliver(self, worker: _Worker, reader: Any) -> None:
         batch: list[SealedEvent] = []
         failures = 0
         while not self._abandon.is_set():
             if not batch:
-                worker.wake.clear()  # clear before looking, so a commit after the look wakes us again
-                batch = self._read(worker, reader)
-                if not batch:
+                worker.wake.clear()  # clear before looking, so a wake-up after the look is not lost
+                due = self._due(worker)
+                if due is None:
+                    worker.oldest_pending = None
                     if self._stopping.is_set():
                         return
-                    worker.wake.wait(1.0)
+                    self._mark(worker)
+                    worker.wake.wait(self._delivery_interval)
+                    continue
+                if due > 0:
+                    self._mark(worker)
+                    worker.wake.wait(due)
+                    continue
+                try:
+                    batch = self._read(worker, reader)
+                except Exception as exc:  # an unreadable spool: keep trying, never let the thread die
+                    failures += 1
+                    delay = self._backoff(failures)
+                    self._note_read_failure(worker, failures, delay, exc)
+                    self._abandon.wait(delay)
+                    continue
+                if not batch:
+                    worker.wake.wait(self._delivery_interval)
                     continue
             try:
                 worker.sink.write(batch)
@@ -307,9 +403,11 @@ class AuditLog:
                 self._note_failure(worker, batch, failures, delay, exc)
                 self._abandon.wait(delay)
                 continue
+            worker.last_write = time.monotonic()
             worker.written += len(batch)
             worker.delivered = batch[-1].seq
-            self.spool.mark_delivered(worker.sink.name, worker.delivered)
+            self.spool.release(min(other.delivered for other in self._workers))
+            self._mark(worker)
             batch = []
             if failures:
                 logger.warning("audit sink %s recovered after %d failed attempts", worker.sink.name, failures)

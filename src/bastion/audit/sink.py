@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bastion.audit.event import AuditEvent
 
-__all__ = ["AuditQuery", "AuditSink", "QueryableSink", "SealedEvent", "StoredLine"]
+__all__ = ["AuditQuery", "AuditSink", "QueryableSink", "SealedEvent", "StoredLine", "SyncableSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,17 @@ class AuditSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SyncableSink(AuditSink, Protocol):
+    """A sink whose `write` commits without waiting for the disk (it survives a crash of the process, not a power
+    loss). The pipeline calls `sync` before it saves the sink's cursor, so the saved cursor never runs ahead of
+    what the sink holds durably; the spool keeps everything after that cursor."""
+
+    def sync(self) -> None:
+        """Make everything `write` has committed so far durable (fsync), or raise."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,27 @@
-"""The local durable spool: every audit event is sealed into the hash chain and committed here before the
-response that caused it leaves, and stays here until every sink has stored it.
+"""The local durable spool: every audit event is sealed into the hash chain and written here before the response
+that caused it leaves, and stays here until every sink has stored it.
 
-One SQLite file per running instance, `<spool dir>/slot-<n>.db`, in WAL mode. A process claims the first free
-slot with an exclusive `flock` on `slot-<n>.lock`, so each uvicorn worker has its own spool and chain, and a
-restarted server takes its slot back, with its instance id and its undelivered backlog.
+An append-only log per running instance (format: bastion.audit.segments), in `<spool dir>/slot-<n>/`. A process
+claims the first free slot with an exclusive `flock` on `slot-<n>.lock`, so each uvicorn worker has its own spool
+and chain, and a restarted server takes its slot back, with its instance id and its undelivered backlog.
 
-Group commit: `append()` seals the event under a lock (that fixes `seq`) and queues it; one writer thread
-commits whatever has queued in one transaction and then completes the callers' receipts. Under load a commit
-carries hundreds of events, so the per-event cost stays a few microseconds of SQLite work.
+The request path (`append`, on the event loop thread): seal the event (one canonical serialisation, one SHA-256),
+then one `os.write()` of the record to the open segment. When `write()` returns, the bytes are in the operating
+system's page cache: the event survives the process being killed (`kill -9`, OOM) at any point after that. No
+thread hand-off, no transaction, no future: about 15 µs of CPU per event, most of it the JSON.
 
-Durability (see docs/audit.md for the measurements):
-- `fsync_ms=N > 0` (default 100): `synchronous=NORMAL`. A receipt completes when the commit has been written to
-  the WAL file (write() returned): the event survives the process being killed (`kill -9`, OOM) at any point
-  after that. A background thread fsyncs the WAL every N ms, so a power loss or kernel crash loses at most the
-  events acknowledged in the last N ms (plus the fsync's own duration).
-- `fsync_ms=0`: `synchronous=FULL`, the WAL is fsynced inside every group commit before receipts complete:
-  acknowledged events survive power loss too, at the price of one fsync (about 1-3 ms here) per commit.
+Durability against power loss (see docs/audit.md):
+- `fsync_ms=N > 0` (default 100): a background thread fsyncs the log every N ms, so a power loss or kernel crash
+  loses at most the events acknowledged in the last N ms (plus the fsync's own duration). `append` returns an
+  already-completed receipt.
+- `fsync_ms=0`: `append` returns a receipt that completes after an fsync covering its record; the thread fsyncs
+  whatever has been written since its last fsync in one go (group commit: one fsync for all requests waiting).
 
-If the spool cannot be written (disk full, I/O error) the writer logs an ERROR, completes the waiting receipts
-anyway (an audit failure must not stop the service: those events are then only in memory) and keeps retrying
-them, in order, with backoff.
+Sinks only ever see events that are fsynced (`durable_seq`), so a sink never holds an event the spool could lose.
+
+If the spool cannot be written (disk full, I/O error) the writer logs an ERROR, releases the request anyway (an
+audit failure must not stop the service: those events are then only in memory) and retries them, in order, with
+backoff, before any later event.
 """
 
 from __future__ import annotations
@@ -27,55 +29,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bastion.audit.chain import Chain
+from bastion.audit import segments
+from bastion.audit.chain import Chain, sealed_event
 from bastion.audit.event import AuditEvent
+from bastion.audit.legacy import legacy_heads, migrate_legacy_slot
 from bastion.audit.sink import SealedEvent
-from bastion.audit.sqlite import format_time
 from bastion.errors import ConfigError
-from bastion.store.db import ensure_private_dir, ensure_private_file
+from bastion.store.db import ensure_private_dir
 
-__all__ = ["Spool", "SpoolHead", "ThreadReceipt", "read_heads"]
+__all__ = ["DONE", "Spool", "SpoolHead", "ThreadReceipt", "read_heads"]
 
 logger = logging.getLogger(__name__)
 
 MAX_SLOTS = 64
-MAX_COMMIT_EVENTS = 5_000  # one transaction's worth; more waits for the next commit
-MAINTENANCE_SECONDS = 1.0  # prune and checkpoint at most this often
-BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    time TEXT NOT NULL,
-    subject TEXT,
-    repo TEXT,
-    decision TEXT NOT NULL,
-    tool TEXT,
-    outcome TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    line TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-"""
-_INSERT = (
-    "INSERT INTO events (seq, event_id, time, subject, repo, decision, tool, outcome, hash, line) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_SELECT = "SELECT seq, event_id, time, subject, repo, decision, tool, outcome, hash, line FROM events"
+SEGMENT_BYTES = 8 << 20  # a new segment after this many bytes; delivered segments are deleted whole
+MAINTENANCE_SECONDS = 1.0  # persist cursors, prune, retry failed writes at most this often
+RECENT_EVENTS = 8192  # sealed events kept in memory for the sinks, so a sink keeping up never reads the disk
 
 
 class ThreadReceipt:
@@ -97,33 +77,31 @@ class ThreadReceipt:
             yield from asyncio.sleep(0.001).__await__()
 
 
-Waiter = asyncio.Future[None] | ThreadReceipt | None
+class _Done(ThreadReceipt):
+    """The receipt of an event that is already as durable as configured: awaiting it does not suspend."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return  # a generator that is finished at once: the awaiting task never suspends
+        yield
 
 
-def _settle(waiters: Sequence[Waiter]) -> None:
-    """Complete receipts from the writer thread: one wake-up per event loop, however many futures it holds."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for waiter in waiters:
-        if waiter is None:
-            continue
-        if isinstance(waiter, ThreadReceipt):
-            waiter.set()
-        else:
-            by_loop.setdefault(waiter.get_loop(), []).append(waiter)
-    for loop, futures in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            loop.call_soon_threadsafe(_complete, futures)
+DONE = _Done()  # one shared instance: no allocation per event
 
-
-def _complete(futures: list[asyncio.Future[None]]) -> None:
-    for future in futures:
-        if not future.done():  # a cancelled request no longer waits
-            future.set_result(None)
+Receipt = asyncio.Future[None] | ThreadReceipt
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolHead:
-    """A spool file's chain head and sink cursors, as `verify` reads them."""
+    """A spool slot's chain head and sink cursors, as `verify` reads them."""
 
     path: Path
     instance_id: str
@@ -145,368 +123,457 @@ def _claim_slot(directory: Path) -> tuple[int, int]:
     raise ConfigError(f"all {MAX_SLOTS} audit spool slots in {directory} are in use by running servers")
 
 
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute(f"PRAGMA synchronous = {synchronous}")
-    # Checkpoints run on the maintenance thread, never inside a commit that requests are waiting for.
-    connection.execute("PRAGMA wal_autocheckpoint = 0")
-    return connection
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _row_to_sealed(instance_id: str, row: tuple[Any, ...]) -> SealedEvent:
-    seq, event_id, moment, subject, repo, decision, tool, outcome, digest, line = row
-    return SealedEvent(
-        instance_id=instance_id,
-        seq=seq,
-        event_id=event_id,
-        time=datetime.fromisoformat(moment),
-        subject=subject,
-        repo=repo,
-        decision=decision,
-        tool=tool,
-        outcome=outcome,
-        hash=digest,
-        line=line,
-    )
+def _load_instance(slot_dir: Path) -> str:
+    """The slot's instance id; a slot without one is new (or its creation was cut short): start it clean."""
+    path = slot_dir / segments.INSTANCE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    for stale in segments.list_segments(slot_dir):  # a half-made slot: nothing in it was ever acknowledged
+        stale.path.unlink()
+    instance_id = uuid.uuid4().hex[:16]
+    temporary = slot_dir / f"{segments.INSTANCE}.tmp"
+    temporary.write_text(instance_id + "\n")
+    segments.fsync_path(temporary)
+    os.replace(temporary, path)
+    segments.fsync_path(slot_dir, directory=True)
+    return instance_id
+
+
+@dataclass(slots=True)
+class _Unwritten:
+    seq: int
+    prev_hash: str | None
+    record: bytes
 
 
 class Spool:
-    """One instance's spool file, its chain head, and its single writer thread."""
+    """One instance's spool: its chain head, its open segment, and its background fsync/maintenance thread."""
 
     def __init__(
-        self, directory: Path, *, key: bytes | None = None, fsync_ms: int = 100, retain_events: int = 10_000
+        self,
+        directory: Path,
+        *,
+        key: bytes | None = None,
+        fsync_ms: int = 100,
+        retain_events: int = 10_000,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         ensure_private_dir(directory)
         self.directory = directory
         self.slot, self._lock_fd = _claim_slot(directory)
-        self.path = directory / f"slot-{self.slot}.db"
-        ensure_private_file(self.path)
+        self.path = directory / f"slot-{self.slot}"
+        self._fd: int | None = None  # the newest segment, open for appending
+        self._segment_size = 0
+        try:
+            ensure_private_dir(self.path)
+            migrate_legacy_slot(directory / f"slot-{self.slot}.db", self.path)
+            self.instance_id = _load_instance(self.path)
+            head_seq, head_hash = self._recover()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.fsync_ms = fsync_ms
         self.retain_events = retain_events
-        self._writer = _connect(self.path, "FULL" if fsync_ms == 0 else "NORMAL")
-        instance_id, head_seq, head_hash = self._load_meta()
-        self.instance_id = instance_id
-        self._chain = Chain(instance_id, head_seq, head_hash, key)
-        self.committed_seq = head_seq  # the last seq known to be in the file
-        self.commit_errors = 0
-        self.commits = 0
+        self.segment_bytes = segment_bytes
+        self._chain = Chain(self.instance_id, head_seq, head_hash, key)
+        self._lock = threading.Lock()  # the chain, the open segment, the recent events, the waiters
+        self._written_seq = head_seq  # the last seq whose record write() returned
+        self.durable_seq = head_seq  # the last seq fsynced (recovered records were fsynced in _recover)
+        self.write_errors = 0
+        self.sync_errors = 0
+        self.syncs = 0
         self.dropped = 0
-        self._lock = threading.Lock()
-        self._pending: list[tuple[SealedEvent, Waiter]] = []
-        self._cursor_updates: dict[str, int] = {}
-        self._wake = threading.Event()
-        self._kicks: set[asyncio.AbstractEventLoop] = set()  # loops with a kick scheduled
-        self._stopping = False
+        self._unwritten: list[_Unwritten] = []  # sealed, not in the file (the disk failed): retried in order
+        self._write_failures = 0
+        self._next_retry = 0.0
+        self._recent: list[tuple[int, AuditEvent, str, str]] = []  # (seq, event, hash, line), seqs consecutive
+        self._retired: list[int] = []  # descriptors of finished segments: fsynced and closed by the thread
+        self._new_segment = False  # a segment was created since the last fsync: fsync the directory too
+        self._waiters: list[asyncio.Future[None] | ThreadReceipt] = []  # fsync_ms=0: waiting for the next fsync
+        self._sync_requested = threading.Event()
+        self._stop = threading.Event()
         self._closed = False
-        self._writer_thread: threading.Thread | None = None
-        self._maintenance_thread: threading.Thread | None = None
-        self._maintenance_stop = threading.Event()
-        self.on_commit: Callable[[int], None] = lambda seq: None  # the pipeline wakes its sink workers here
+        self._thread: threading.Thread | None = None
+        self._cursors = segments.read_cursors(self.path)
+        self._cursors_dirty = False
         self._active_sinks: set[str] = set()
-        self._last_prune = 0.0
+        self.on_durable: Callable[[int], None] = lambda seq: None  # the pipeline wakes its sink workers here
 
     # -- opening ------------------------------------------------------------------------------------------------
 
-    def _load_meta(self) -> tuple[str, int, str | None]:
-        connection = self._writer
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-            if "instance_id" not in meta:
-                meta["instance_id"] = uuid.uuid4().hex[:16]
-                connection.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?)", (meta["instance_id"],))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        return meta["instance_id"], int(meta.get("head_seq", 0)), meta.get("head_hash")
+    def _recover(self) -> tuple[int, str | None]:
+        """Find the chain head in the newest segment, cut a torn record left by a crash, fsync what a crashed
+        predecessor may have left unsynced, and reopen the newest segment for appending."""
+        found = segments.list_segments(self.path)
+        while found:
+            newest = found[-1]
+            tail = segments.read_tail(newest.path)
+            if tail.valid_end == 0:
+                # Not even a valid header: the segment's creation was cut short, nothing in it was acknowledged.
+                logger.warning("audit spool %s: removing %s, which holds no valid record", self.path, newest.path.name)
+                newest.path.unlink()
+                found.pop()
+                continue
+            if newest.path.stat().st_size > tail.valid_end:
+                logger.warning(
+                    "audit spool %s: cutting a torn record after seq %d in %s (a crash mid-write; that event was "
+                    "never acknowledged)",
+                    self.path,
+                    tail.last_seq,
+                    newest.path.name,
+                )
+                os.truncate(newest.path, tail.valid_end)
+            for segment in found:
+                segments.fsync_path(segment.path)
+            segments.fsync_path(self.path, directory=True)
+            self._fd = os.open(newest.path, os.O_WRONLY | os.O_APPEND)
+            self._segment_size = tail.valid_end
+            return tail.last_seq, tail.last_hash
+        return 0, None
 
     def cursor(self, sink: str) -> int:
         """The last seq `sink` has stored; a sink new to this spool starts with the oldest event still held."""
         with self._lock:
             self._active_sinks.add(sink)
-            if sink in self._cursor_updates:
-                return self._cursor_updates[sink]
-        row = self._writer_read("SELECT seq FROM cursors WHERE sink = ?", (sink,))
-        if row is not None:
-            return int(row[0])
-        oldest = self._writer_read("SELECT min(seq) FROM events", ())
-        start = int(oldest[0]) - 1 if oldest and oldest[0] is not None else self.committed_seq
-        self.mark_delivered(sink, start)
-        return start
-
-    def _writer_read(self, sql: str, parameters: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        reader = sqlite3.connect(self.path)
-        try:
-            return reader.execute(sql, parameters).fetchone()
-        finally:
-            reader.close()
+            if sink in self._cursors:
+                return self._cursors[sink]
+            found = segments.list_segments(self.path)
+            start = found[0].first_seq - 1 if found else self._written_seq
+            self._cursors[sink] = start
+            self._cursors_dirty = True
+            return start
 
     # -- request path -------------------------------------------------------------------------------------------
 
-    def append(self, event: AuditEvent) -> asyncio.Future[None] | ThreadReceipt:
-        """Seal `event` and queue it for the next group commit. The result completes once it is committed."""
+    def append(self, event: AuditEvent) -> Receipt:
+        """Seal `event` and write it to the log. With `fsync_ms > 0` the event is durable against a crash of the
+        process when this returns, and the result is the completed `DONE`; with `fsync_ms = 0` the result
+        completes after the fsync that covers it."""
+        with self._lock:
+            if self._closed:
+                self.dropped += 1
+            else:
+                prev_hash = self._chain.head_hash
+                seq, digest, line = self._chain.seal_line(event)
+                self._recent.append((seq, event, digest, line))
+                if len(self._recent) > RECENT_EVENTS:
+                    del self._recent[: RECENT_EVENTS // 4]  # a sink this far behind reads from the disk
+                record = segments.encode_record(seq, line.encode())
+                if self._unwritten:  # behind the events still waiting for the disk: order is the chain's
+                    self._unwritten.append(_Unwritten(seq, prev_hash, record))
+                    self._retry_unwritten()
+                    return DONE
+                try:
+                    self._write(seq, prev_hash, record)
+                except OSError as exc:
+                    self._unwritten.append(_Unwritten(seq, prev_hash, record))
+                    self._write_failed(exc)
+                    return DONE  # an audit failure must not stop the service
+                if self.fsync_ms > 0:
+                    return DONE
+                return self._wait_for_sync()
+        logger.error("audit event %s recorded after the audit log closed: not stored", event.event_id)
+        return DONE
+
+    def _wait_for_sync(self) -> Receipt:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        waiter: asyncio.Future[None] | ThreadReceipt = loop.create_future() if loop else ThreadReceipt()
-        with self._lock:
-            if self._closed:
-                self.dropped += 1
-                dropped = True
+        waiter: Receipt = loop.create_future() if loop is not None else ThreadReceipt()
+        if not self._waiters:  # the first of a group asks for the fsync
+            if loop is not None:
+                # After the callbacks already ready in this loop iteration: the requests resumed together by the
+                # previous fsync record their next events first, and share the next fsync instead of splitting it.
+                loop.call_soon(self._sync_requested.set)
             else:
-                self._pending.append((self._chain.seal(event), waiter))
-                dropped = False
-        if dropped:
-            logger.error("audit event %s recorded after the audit log closed: not stored", event.event_id)
-            waiter.set() if isinstance(waiter, ThreadReceipt) else waiter.set_result(None)
-            return waiter
-        if loop is None:
-            self._kick()
-        elif loop not in self._kicks:
-            # Hand the writer everything this loop iteration records at once: the kick runs after the callbacks
-            # already ready, so concurrent requests share one commit instead of racing the writer one by one.
-            self._kicks.add(loop)
-            loop.call_soon(self._kick, loop)
+                self._sync_requested.set()
+        self._waiters.append(waiter)
         return waiter
 
-    def _kick(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        if loop is not None:
-            self._kicks.discard(loop)
-        if not self._wake.is_set():  # setting a set Event still takes its lock: skip it
-            self._wake.set()
-
-    @property
-    def sealed_seq(self) -> int:
-        """The last seq handed out (committed or not)."""
-        return self._chain.seq
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    # -- sink side (called from sink worker threads) ------------------------------------------------------------
-
-    def open_reader(self) -> sqlite3.Connection:
-        """A connection for one sink worker thread."""
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return connection
-
-    def read(self, reader: sqlite3.Connection, after_seq: int, limit: int) -> list[SealedEvent]:
-        rows = reader.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
-        return [_row_to_sealed(self.instance_id, row) for row in rows]
-
-    def mark_delivered(self, sink: str, seq: int) -> None:
-        """Record that `sink` stored everything up to `seq`; persisted with the next commit."""
-        with self._lock:
-            self._cursor_updates[sink] = seq
-        self._wake.set()
-
-    # -- the writer ---------------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._writer_thread is not None:
-            return
-        self._writer_thread = threading.Thread(target=self._run_writer, name="audit-spool", daemon=True)
-        self._writer_thread.start()
-        self._maintenance_thread = threading.Thread(target=self._run_maintenance, name="audit-spool-sync", daemon=True)
-        self._maintenance_thread.start()
-
-    def _take(self, room: int) -> tuple[list[tuple[SealedEvent, Waiter]], dict[str, int]]:
-        with self._lock:
-            taken = self._pending[:room]
-            del self._pending[:room]
-            cursors, self._cursor_updates = self._cursor_updates, {}
-        return taken, cursors
-
-    def _commit(self, batch: Sequence[tuple[SealedEvent, Waiter]], cursors: dict[str, int]) -> None:
-        connection = self._writer
-        connection.execute("BEGIN IMMEDIATE")
+    def _write(self, seq: int, prev_hash: str | None, record: bytes) -> None:
+        """Append one record (under the lock), starting a new segment when the current one is full."""
+        if self._fd is None or (self._segment_size > 0 and self._segment_size + len(record) > self.segment_bytes):
+            self._open_segment(seq)
+        data = record
+        if self._segment_size == 0:  # header and first record in one write()
+            data = segments.encode_header(self.instance_id, seq, prev_hash) + record
+        assert self._fd is not None
         try:
-            if batch:
-                connection.executemany(
-                    _INSERT,
-                    [
-                        (
-                            e.seq,
-                            e.event_id,
-                            format_time(e.time),
-                            e.subject,
-                            e.repo,
-                            e.decision,
-                            e.tool,
-                            e.outcome,
-                            e.hash,
-                            e.line,
-                        )
-                        for e, _ in batch
-                    ],
-                )
-                last = batch[-1][0]
-                connection.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    [("head_seq", str(last.seq)), ("head_hash", last.hash)],
-                )
-            if cursors:
-                connection.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", cursors.items())
-            connection.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
+            _write_all(self._fd, data)
+        except OSError:
+            try:  # cut whatever part reached the file, so nothing valid ever follows a torn record
+                os.ftruncate(self._fd, self._segment_size)
+            except OSError:
+                self._retire_segment()  # cannot cut it: the next attempt starts a new segment
             raise
+        self._segment_size += len(data)
+        self._written_seq = seq
 
-    def _run_writer(self) -> None:
-        batch: list[tuple[SealedEvent, Waiter]] = []  # taken but not yet committed (kept across failures)
-        cursors: dict[str, int] = {}
-        failures = 0
-        while True:
-            taken, new_cursors = self._take(MAX_COMMIT_EVENTS - len(batch))
-            batch += taken
-            cursors.update(new_cursors)
-            if not batch and not cursors:
-                if self._stopping:
-                    return
-                self._maybe_prune()
-                self._wake.wait(MAINTENANCE_SECONDS)
-                self._wake.clear()  # cleared before looking again, so an append after the look wakes us
-                continue
-            try:
-                self._commit(batch, cursors)
-            except Exception as exc:
-                failures += 1
-                self._commit_failed(batch, failures, exc)
-                time.sleep(min(0.05 * 2 ** (failures - 1), 5.0))
-                continue
-            if failures:
-                logger.warning("audit spool %s writable again after %d failed commits", self.path, failures)
-                failures = 0
-            self.commits += 1
-            if batch:
-                self.committed_seq = batch[-1][0].seq
-                _settle([waiter for _, waiter in batch])
-                self.on_commit(self.committed_seq)
-            batch, cursors = [], {}
+    def _open_segment(self, first_seq: int) -> None:
+        # O_TRUNC: a file of this name can only be a failed earlier attempt at the same segment.
+        fd = os.open(
+            self.path / segments.segment_name(first_seq), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600
+        )
+        self._retire_segment()
+        self._fd, self._segment_size, self._new_segment = fd, 0, True
 
-    def _commit_failed(self, batch: list[tuple[SealedEvent, Waiter]], failures: int, exc: Exception) -> None:
-        self.commit_errors += 1
+    def _retire_segment(self) -> None:
+        if self._fd is not None:
+            self._retired.append(self._fd)
+            self._fd = None
+
+    def _write_failed(self, exc: OSError) -> None:
+        self.write_errors += 1
+        self._write_failures += 1
+        failures = self._write_failures
+        self._next_retry = time.monotonic() + min(0.05 * 2 ** (failures - 1), 5.0)
         if failures & (failures - 1) == 0:  # attempts 1, 2, 4, 8, ...
             logger.error(
-                "audit spool %s: commit of %d events failed (attempt %d): %s; requests continue, these events are "
+                "audit spool %s: writing %d events failed (attempt %d): %s; requests continue, these events are "
                 "held in memory until the spool is writable",
                 self.path,
-                len(batch),
+                len(self._unwritten),
                 failures,
                 exc,
                 exc_info=exc if failures == 1 else None,
             )
-        # An audit failure must not stop the service: release the requests; the events stay in `batch`.
-        _settle([waiter for _, waiter in batch])
-        for index, (event, _) in enumerate(batch):
-            batch[index] = (event, None)
 
-    def _maybe_prune(self) -> None:
-        """Drop events every active sink has stored, keeping the newest `retain_events` of them."""
-        now = time.monotonic()
-        if now - self._last_prune < MAINTENANCE_SECONDS:
+    def _retry_unwritten(self, *, now: float | None = None) -> None:
+        """Write the events the disk refused, in order (under the lock), if the backoff allows."""
+        if not self._unwritten or (now if now is not None else time.monotonic()) < self._next_retry:
             return
-        self._last_prune = now
-        with self._lock:
-            active = set(self._active_sinks)
-        if not active:
-            return
-        try:
-            placeholders = ",".join("?" * len(active))
-            row = self._writer.execute(
-                f"SELECT min(seq), count(*) FROM cursors WHERE sink IN ({placeholders})",  # noqa: S608
-                tuple(active),
-            ).fetchone()
-            if row is None or row[0] is None or row[1] < len(active):
+        while self._unwritten:
+            first = self._unwritten[0]
+            try:
+                self._write(first.seq, first.prev_hash, first.record)
+            except OSError as exc:
+                self._write_failed(exc)
                 return
-            horizon = int(row[0]) - self.retain_events
-            if horizon > 0:
-                self._writer.execute("DELETE FROM events WHERE seq <= ?", (horizon,))
-        except sqlite3.Error as exc:
-            logger.warning("audit spool %s: pruning failed: %s", self.path, exc)
+            self._unwritten.pop(0)
+        logger.warning("audit spool %s writable again after %d failed writes", self.path, self._write_failures)
+        self._write_failures = 0
+        if self.fsync_ms == 0:
+            self._sync_requested.set()
 
-    # -- background fsync and checkpoints -----------------------------------------------------------------------
+    @property
+    def sealed_seq(self) -> int:
+        """The last seq handed out (written or not)."""
+        return self._chain.seq
 
-    def _run_maintenance(self) -> None:
-        connection = _connect(self.path, "NORMAL")
-        wal_path = Path(f"{self.path}-wal")
+    @property
+    def committed_seq(self) -> int:
+        """The last seq in the log file (durable against a crash of the process)."""
+        return self._written_seq
+
+    @property
+    def pending(self) -> int:
+        """Events sealed but not in the file (only while the disk refuses writes)."""
+        return len(self._unwritten)
+
+    # -- sink side (called from sink worker threads) ------------------------------------------------------------
+
+    def open_reader(self) -> segments.SegmentReader:
+        """A reader for one sink worker thread (for events no longer held in memory)."""
+        return segments.SegmentReader(self.path, self.instance_id)
+
+    def read(self, reader: segments.SegmentReader, after_seq: int, limit: int) -> list[SealedEvent]:
+        """Up to `limit` fsynced events after `after_seq`, in seq order: from memory when they are still there,
+        else from the log."""
+        upto = min(self.durable_seq, after_seq + limit)
+        if upto <= after_seq:
+            return []
+        with self._lock:
+            recent = self._recent
+            if recent and recent[0][0] <= after_seq + 1:
+                start = after_seq + 1 - recent[0][0]
+                taken = recent[start : start + upto - after_seq]
+            else:
+                taken = None
+        if taken is None:
+            return reader.read(after_seq, upto)
+        instance_id = self.instance_id
+        return [sealed_event(instance_id, seq, event, digest, line) for seq, event, digest, line in taken]
+
+    def release(self, seq: int) -> None:
+        """Every sink has `seq` and everything before it: forget those events in memory (the log keeps them)."""
+        with self._lock:
+            recent = self._recent
+            if recent and recent[0][0] <= seq:
+                del recent[: seq - recent[0][0] + 1]
+
+    def mark_delivered(self, sink: str, seq: int) -> None:
+        """Record that `sink` has stored everything up to `seq` durably; persisted within a second."""
+        with self._lock:
+            self._cursors[sink] = seq
+            self._cursors_dirty = True
+
+    # -- the background thread: fsync, cursors, pruning, retries -------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="audit-spool-sync", daemon=True)
+        self._thread.start()
+
+    def request_sync(self) -> None:
+        """fsync soon rather than at the next tick (for `flush`)."""
+        self._sync_requested.set()
+
+    def _run(self) -> None:
         interval = self.fsync_ms / 1000 if self.fsync_ms > 0 else MAINTENANCE_SECONDS
-        last_checkpoint = time.monotonic()
+        last_maintenance = time.monotonic()
+        while True:
+            self._sync_requested.wait(interval)
+            self._sync_requested.clear()  # before looking: a request after this is seen by the next round
+            stopping = self._stop.is_set()
+            self._sync()
+            now = time.monotonic()
+            if stopping or now - last_maintenance >= MAINTENANCE_SECONDS:
+                last_maintenance = now
+                self._maintain(now)
+            if stopping:
+                return
+
+    def _sync(self) -> None:
+        """fsync everything written so far, then complete the receipts waiting for it."""
+        with self._lock:
+            target = self._written_seq
+            descriptors = [*self._retired, *([self._fd] if self._fd is not None else [])]
+            retired, self._retired = self._retired, []
+            new_segment, self._new_segment = self._new_segment, False
+            waiters, self._waiters = self._waiters, []
+        if target > self.durable_seq or retired or new_segment:
+            failure = self._fsync(descriptors, directory=new_segment)
+            if failure is not None:
+                # The data may or may not be on disk; nothing better can be done than to say so and go on.
+                self.sync_errors += 1
+                logger.error("audit spool %s: fsync failed: %s", self.path, failure)
+            self.syncs += 1
+            for fd in retired:
+                os.close(fd)
+            self.durable_seq = max(self.durable_seq, target)
+        _settle(waiters)
+        self.on_durable(self.durable_seq)
+
+    def _fsync(self, descriptors: list[int], *, directory: bool) -> OSError | None:
         try:
-            while not self._maintenance_stop.wait(interval):
-                if self.fsync_ms > 0:
-                    _fsync(wal_path)
-                if time.monotonic() - last_checkpoint >= MAINTENANCE_SECONDS:
-                    last_checkpoint = time.monotonic()
-                    try:
-                        # PASSIVE never waits for the writer; it fsyncs the WAL before copying it back.
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    except sqlite3.Error as exc:
-                        logger.warning("audit spool %s: checkpoint failed: %s", self.path, exc)
-            if self.fsync_ms > 0:
-                _fsync(wal_path)
-        finally:
-            connection.close()
+            for fd in descriptors:
+                os.fsync(fd)
+            if directory:
+                segments.fsync_path(self.path, directory=True)
+        except OSError as exc:
+            return exc
+        return None
+
+    def _maintain(self, now: float) -> None:
+        with self._lock:
+            self._retry_unwritten(now=now)
+            cursors = dict(self._cursors)
+            dirty, self._cursors_dirty = self._cursors_dirty, False
+            active = self._active_sinks & cursors.keys()
+        prunable = self._prunable(min(cursors[sink] for sink in active) - self.retain_events) if active else []
+        if dirty or prunable:
+            try:
+                # Not fsynced every second: a cursor lost to a power loss means events delivered again, which the
+                # sinks skip. Before segments are deleted on its word it is, or a power loss could leave a cursor
+                # pointing into deleted segments.
+                segments.write_cursors(self.path, cursors, durable=bool(prunable))
+            except OSError as exc:
+                with self._lock:
+                    self._cursors_dirty = True
+                logger.warning("audit spool %s: saving sink cursors failed: %s", self.path, exc)
+                return
+        for segment in prunable:
+            try:
+                segment.path.unlink()
+            except OSError as exc:
+                logger.warning("audit spool %s: pruning %s failed: %s", self.path, segment.path.name, exc)
+                return
+
+    def _prunable(self, horizon: int) -> list[segments.Segment]:
+        """Segments whose events every active sink has stored, beyond the newest `retain_events`. The newest
+        segment stays, and so does any segment whose successor is not fsynced yet (its header is what tells a
+        restart where the chain stands)."""
+        found = segments.list_segments(self.path)
+        durable = self.durable_seq
+        prunable: list[segments.Segment] = []
+        for segment, following in itertools.pairwise(found):
+            if following.first_seq - 1 > horizon or following.first_seq > durable:
+                break
+            prunable.append(segment)
+        return prunable
 
     # -- shutdown -----------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Commit what is queued, stop the threads, release the slot."""
+        """fsync what is written, save the cursors, stop the thread, release the slot."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._stopping = True
-        self._wake.set()
-        if self._writer_thread is not None:
-            self._writer_thread.join()
-        else:  # never started: commit what was appended so it is not lost
-            taken, cursors = self._take(len(self._pending))
-            if taken or cursors:
-                self._commit(taken, cursors)
-                _settle([waiter for _, waiter in taken])
-        self._maintenance_stop.set()
-        if self._maintenance_thread is not None:
-            self._maintenance_thread.join()
-        with contextlib.suppress(sqlite3.Error):
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._writer.close()
+        if self._thread is not None:
+            self._stop.set()
+            self._sync_requested.set()
+            self._thread.join()
+        else:  # never started: make what was appended durable, as the thread would have
+            self._sync()
+            self._maintain(time.monotonic())
+        with self._lock:
+            descriptors = [*self._retired, *([self._fd] if self._fd is not None else [])]
+            self._retired, self._fd = [], None
+            if self._unwritten:
+                logger.error(
+                    "audit spool %s closed with %d events it could not write: they are lost",
+                    self.path,
+                    len(self._unwritten),
+                )
+        for fd in descriptors:
+            os.close(fd)
         os.close(self._lock_fd)
 
 
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)  # fsync flushes the file (inode), whichever descriptor asks
-    finally:
-        os.close(fd)
+def _settle(waiters: Sequence[asyncio.Future[None] | ThreadReceipt]) -> None:
+    """Complete receipts from the spool's thread: one wake-up per event loop, however many futures it holds."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for waiter in waiters:
+        if isinstance(waiter, ThreadReceipt):
+            waiter.set()
+        else:
+            by_loop.setdefault(waiter.get_loop(), []).append(waiter)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_complete, futures)
+
+
+def _complete(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # a cancelled request no longer waits
+            future.set_result(None)
 
 
 def read_heads(directory: Path) -> list[SpoolHead]:
-    """Chain heads and cursors of every spool file in `directory` (read-only; for `bastion audit verify`)."""
+    """Chain heads and cursors of every spool slot in `directory` (read-only; for `bastion audit verify`)."""
     heads: list[SpoolHead] = []
-    for path in sorted(directory.glob("slot-*.db")):
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    migrated: set[str] = set()
+    for slot_dir in sorted(path for path in directory.glob("slot-*") if path.is_dir()):
         try:
-            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-            cursors = {sink: int(seq) for sink, seq in connection.execute("SELECT sink, seq FROM cursors")}
-        except sqlite3.Error:
+            instance_id = (slot_dir / segments.INSTANCE).read_text().strip()
+        except OSError:
             continue
-        finally:
-            connection.close()
-        if "instance_id" in meta:
-            heads.append(
-                SpoolHead(path, meta["instance_id"], int(meta.get("head_seq", 0)), meta.get("head_hash"), cursors)
-            )
+        migrated.add(slot_dir.name)
+        seq, digest = 0, None
+        for segment in reversed(segments.list_segments(slot_dir)):
+            tail = segments.read_tail(segment.path)
+            if tail.valid_end:
+                seq, digest = tail.last_seq, tail.last_hash
+                break
+        heads.append(SpoolHead(slot_dir, instance_id, seq, digest, segments.read_cursors(slot_dir)))
+    heads += [SpoolHead(*head) for head in legacy_heads(directory) if head[0].stem not in migrated]
     return heads

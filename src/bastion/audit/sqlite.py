@@ -6,6 +6,12 @@ index upkeep, the JSON and the fsync, not the driver. What decides it is control
 `BEGIN IMMEDIATE` and `ON CONFLICT DO NOTHING` exactly as written, in a thread that must keep working. The audit
 database is its own file (`<data_dir>/audit.db`), not the state store, so writing it never contends with keys.
 
+Durability: `write` commits in WAL mode with `synchronous=NORMAL`, so a committed batch survives a crash of the
+process (it is in the WAL file) but not necessarily a power loss; `sync` fsyncs the WAL, and the pipeline calls it
+before it saves this sink's cursor in the spool (at most once a second). After a power loss the sink may lack the
+last batches it committed, but its cursor is older than them and the spool still holds them: they are delivered
+again (idempotently) at the next start. One fsync a second instead of one per batch.
+
 Each row keeps the indexed columns `bastion audit search` filters on, plus the sealed event line exactly as the spool
 wrote it (canonical JSON with its chain hash), so `bastion audit verify` can check every row and a new field in
 `AuditEvent` needs no migration to be stored. Rows are stored in seq order per instance; `id` is the storage order.
@@ -13,6 +19,7 @@ wrote it (canonical JSON with its chain hash), so `bastion audit verify` can che
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,6 +36,7 @@ __all__ = ["SqliteAuditSink", "format_time"]
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5_000
+WRITER_CACHE_KIB = 32 << 10
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -67,6 +75,8 @@ _INSERT = (
 
 def format_time(moment: datetime) -> str:
     """The stored form of a time: UTC, microseconds, fixed width (so string comparison orders by time)."""
+    if moment.tzinfo is UTC and moment.year >= 1000:  # the usual case, without strftime (a third of the cost)
+        return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -78,19 +88,22 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
-    # FULL: each batch's commit is fsynced, so an acknowledged batch survives a power loss. Batching pays for it.
-    connection.execute("PRAGMA synchronous = FULL")
+    # NORMAL: a commit is written to the WAL, not fsynced; `sync` makes it durable (see the module docstring).
+    connection.execute("PRAGMA synchronous = NORMAL")
     return connection
 
 
 class SqliteAuditSink:
-    """Audit events in a SQLite file (mode 0600, WAL). Implements `QueryableSink`."""
+    """Audit events in a SQLite file (mode 0600, WAL). Implements `QueryableSink` and `SyncableSink`."""
 
     def __init__(self, path: Path, name: str = "sqlite") -> None:
         self.name = name
         self.path = path
         ensure_private_file(path)
         self._writer = _connect(path)
+        # The event_id index takes random keys: a page cache that holds more of it saves a read per insert on a
+        # large log (SQLite's default is 2 MB).
+        self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         self._write_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
@@ -149,6 +162,19 @@ class SqliteAuditSink:
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
+
+    def sync(self) -> None:
+        """fsync the WAL (and the database file, which checkpoints write): everything committed is durable."""
+        with self._write_lock:
+            for path in (Path(f"{self.path}-wal"), self.path):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
         """Matching events with their position, oldest first.
