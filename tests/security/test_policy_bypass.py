@@ -580,18 +580,13 @@ def _git_object_id(kind: str, body: bytes) -> str:
     return hashlib.sha1(f"{kind} {len(body)}\0".encode() + body, usedforsecurity=False).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known gap (docs/security.md): listings name directories by their tree id, which hashes the denied "
-    "files inside them, so a guess at a denied file's content can be confirmed offline",
-)
 async def test_a_directory_tree_id_does_not_confirm_a_guess_at_a_denied_file(probe: Prober) -> None:
     """`config/` holds only `.env`, which is denied. The listing omits `.env` but names `config` by its tree id:
     hashing a guessed `.env` into a tree and comparing ids tells whether the guess is right. A low-entropy secret
     (a short password, a token with a known prefix) can be brute-forced this way without any further call."""
     tree = await probe.allowed("get_repository_tree", **APP, recursive=False)
     config_id = next(entry["sha"] for entry in tree["entries"] if entry["path"] == "config")
+    assert config_id is None, "directories are listed without their tree id"
     guess = CONFIG_ENV_LINE.encode() + b"\n"
     guessed_tree = _git_object_id("tree", b"100644 .env\0" + bytes.fromhex(_git_object_id("blob", guess)))
     assert config_id != guessed_tree, "the listing confirmed the guessed content of the denied config/.env"

@@ -61,7 +61,12 @@ class TreeEntryOut(BaseModel):
     path: str
     type: Literal["blob", "tree", "commit"] = Field(description="blob = file, tree = directory, commit = submodule")
     size: int | None
-    sha: str
+    sha: str | None = Field(
+        description=(
+            "Blob id of a file, commit of a submodule. Directories carry none: a tree id hashes every file inside, "
+            "including files policy hides, so it could confirm a guess at their content."
+        )
+    )
     mode: str
 
 

@@ -25,7 +25,8 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def entry_out(entry: TreeEntry) -> TreeEntryOut:
-    return TreeEntryOut(path=entry.path, type=entry.type, size=entry.size, sha=entry.oid, mode=entry.mode)
+    sha = None if entry.type == "tree" else entry.oid  # see TreeEntryOut.sha: a tree id is a guessing oracle
+    return TreeEntryOut(path=entry.path, type=entry.type, size=entry.size, sha=sha, mode=entry.mode)
 
 
 def commit_out(commit: CommitSummary) -> CommitOut:
