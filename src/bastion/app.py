@@ -49,6 +49,7 @@ from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
 from bastion.transport.metadata import protected_resource_routes, resource_metadata_url
 from bastion.transport.network import OPEN_PATHS, IpAllowlist, IpAllowlistMiddleware
+from bastion.transport.protocol import ProtocolGuardMiddleware
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -196,10 +197,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         transport_security=_transport_security(settings),
     )
     _skip_param_header_walk(runtime.mcp)
-    mcp_app: ASGIApp = sdk_app
+    mcp_app: ASGIApp = ProtocolGuardMiddleware(sdk_app, record=runtime.audit.record)
     if limit_rules is not None and limiter is not None:
         # After authentication (buckets belong to the subject), before the SDK (a 429 must come before its 200).
-        mcp_app = RateLimitMiddleware(sdk_app, limit_rules, limiter, record=runtime.audit.record)
+        mcp_app = RateLimitMiddleware(mcp_app, limit_rules, limiter, record=runtime.audit.record)
     protected: ASGIApp = AuthenticationMiddleware(
         mcp_app,
         runtime.authenticators,

@@ -32,7 +32,7 @@ from bastion.tools.models import (
     TreeOut,
 )
 from bastion.transport.authn import PRINCIPAL_KEY
-from bastion.transport.edge import REQUEST_INFO_KEY
+from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY
 
 __all__ = ["TOOL_NAMES", "build_mcp"]
 
@@ -100,6 +100,7 @@ class AuditEveryCall(Extension):
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], outcome: Any, started: float
     ) -> None:
         scope: dict[str, Any] = getattr(ctx.request, "scope", None) or {}
+        scope[AUDITED_KEY] = True
         principal = scope.get(PRINCIPAL_KEY)
         info = scope.get(REQUEST_INFO_KEY)
         text = outcome if isinstance(outcome, str) else ""

@@ -182,18 +182,59 @@ async def test_protocol_version_header_disagreeing_with_the_envelope_is_refused(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK deviation (mcp 2.3.0): a handshake-era MCP-Protocol-Version header routes the request to the legacy "
-    "path, which ignores the body's 2026-07-28 envelope and serves the call instead of answering 400/-32020",
-)
 async def test_legacy_version_header_with_a_modern_envelope_is_refused(deployment: Deployment) -> None:
+    """The SDK (mcp 2.3.0) routes a handshake-era header to its legacy path, which never reads the body's
+    2026-07-28 envelope; our ProtocolGuardMiddleware refuses the disagreement as the spec asks, and audits it."""
     headers = modern_headers(deployment.keys["alice"], name="list_repositories")
     headers["MCP-Protocol-Version"] = "2025-06-18"
+    headers["X-Request-Id"] = "e2e-legacy-header-modern-envelope"
     async with httpx2.AsyncClient(timeout=30) as http:
         response = await http.post(deployment.mcp_url, content=_list_repositories(), headers=headers)
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["code"] == HEADER_MISMATCH
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {
+            "code": HEADER_MISMATCH,
+            "message": "MCP-Protocol-Version header 2025-06-18 does not match the request's _meta protocol "
+            f"version {MODERN}",
+        },
+    }
+    [event] = await deployment.audit_for("e2e-legacy-header-modern-envelope")
+    assert (event.subject, event.outcome, event.decision) == ("alice", "invalid_input", "none")
+    assert event.metadata["jsonrpc_code"] == HEADER_MISMATCH
+    assert event.metadata["http_status"] == 400
+
+
+async def test_transport_refusals_are_audited(deployment: Deployment) -> None:
+    """What the SDK refuses before any tool runs (malformed JSON-RPC, header/body mismatch, unsupported version)
+    is still one audit event each, attributed to the caller, with the JSON-RPC error."""
+    key = deployment.keys["alice"]
+    cases = {
+        "e2e-audit-parse-error": (MALFORMED["invalid JSON"][0], modern_headers(key, method="tools/list"), PARSE_ERROR),
+        "e2e-audit-mismatch": (
+            _list_repositories(),
+            {**modern_headers(key, name="list_repositories"), "Mcp-Name": "get_file_contents"},
+            HEADER_MISMATCH,
+        ),
+        "e2e-audit-version": (
+            _list_repositories(envelope(version="2099-01-01")),
+            {**modern_headers(key, name="list_repositories"), "MCP-Protocol-Version": "2099-01-01"},
+            UNSUPPORTED_VERSION,
+        ),
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for request_id, (body, headers, _) in cases.items():
+            response = await http.post(
+                deployment.mcp_url, content=body, headers={**headers, "X-Request-Id": request_id}
+            )
+            assert response.status_code == 400, response.text
+    for request_id, (_, _, code) in cases.items():
+        [event] = await deployment.audit_for(request_id)
+        assert (event.subject, event.outcome, event.source_ip) == ("alice", "invalid_input", "127.0.0.1")
+        assert event.metadata["layer"] == "protocol"
+        assert event.metadata["jsonrpc_code"] == code
+        assert event.reason, request_id
 
 
 async def test_unsupported_protocol_version(deployment: Deployment) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent
 from bastion.observability.metrics import METRICS
@@ -30,6 +30,7 @@ from bastion.principal import Principal, RequestInfo
 from bastion.ratelimit.limiter import RateLimiter, Refusal
 from bastion.ratelimit.rules import RateLimitRules
 from bastion.transport.authn import PRINCIPAL_KEY
+from bastion.transport.body import read_body, replay
 from bastion.transport.edge import REQUEST_INFO_KEY
 
 __all__ = ["RATE_LIMITED_CODE", "JsonRpcCall", "RateLimitMiddleware", "parse_call", "refusal_body"]
@@ -92,32 +93,6 @@ def refusal_body(refusal: Refusal, request_id: RequestId | None) -> dict[str, An
     }
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when the client went away first."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands the app the body already read, then whatever the client sends next (disconnect)."""
-    pending = True
-
-    async def replayed() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
-
-
 class RateLimitMiddleware:
     """Spends the caller's buckets for each request; answers 429 when one of them is empty."""
 
@@ -141,11 +116,11 @@ class RateLimitMiddleware:
         started = perf_counter()
         call = _NOT_JSONRPC
         if scope.get("method") == "POST":
-            body = await _read_body(receive)
+            body = await read_body(receive)
             if body is None:
                 return  # nobody is waiting for an answer
             call = parse_call(body)
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         principal = scope.get(PRINCIPAL_KEY)
         info = scope.get(REQUEST_INFO_KEY)
         info = info if isinstance(info, RequestInfo) else None

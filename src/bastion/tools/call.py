@@ -24,7 +24,7 @@ from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools.access import AuthorizedRef
 from bastion.transport.authn import PRINCIPAL_KEY
-from bastion.transport.edge import REQUEST_INFO_KEY
+from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY
 
 __all__ = ["ERROR_META_KEY", "ToolCall", "audit_event", "client_name", "error_result", "run_tool"]
 
@@ -111,6 +111,7 @@ def _identity(ctx: Context) -> tuple[Principal, RequestInfo | None]:
         # The authentication middleware wraps /mcp, so this means the server was assembled wrongly.
         raise Unauthenticated("no authenticated caller on this request")
     info = scope.get(REQUEST_INFO_KEY)
+    scope[AUDITED_KEY] = True  # run_tool records this call's event, whatever happens next
     return principal, info if isinstance(info, RequestInfo) else None
 
 

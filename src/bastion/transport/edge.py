@@ -15,9 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.principal import RequestInfo
 
-__all__ = ["REQUEST_INFO_KEY", "SOURCE_IP_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
+__all__ = ["AUDITED_KEY", "REQUEST_INFO_KEY", "SOURCE_IP_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
 
 REQUEST_INFO_KEY = "bastion.request"
+# Set in the ASGI scope once a request has its audit event, so an outer layer does not record a second one.
+AUDITED_KEY = "bastion.audited"
 # Set by a serverless adapter (API Gateway's requestContext.identity.sourceIp, via the Lambda handler): the
 # platform's own record of the caller, never a header, so it outranks the socket peer and X-Forwarded-For.
 SOURCE_IP_KEY = "bastion.source_ip"
