@@ -224,6 +224,22 @@ async def test_file_over_the_size_limit_is_denied(deployment: Deployment, era: s
     assert ranged == text  # a line range does not get around the limit
 
 
+async def test_a_diff_carries_no_more_of_a_file_than_a_read_may(deployment: Deployment, era: str) -> None:
+    """The commit that added the 1.6 MiB CSV: its stats are shown, its patch is withheld by the size limit."""
+    remote = deployment.remotes["acme/handbook"]
+    added = git(remote, "log", "--format=%H", "-1", "main", "--", "data/large-export.csv").strip()
+    parent = git(remote, "rev-parse", f"{added}~1").strip()
+    async with mcp_client(deployment, era) as client:
+        commit = await call(client, "get_commit", **HANDBOOK, sha=added, detail="full_patch")
+        compared = await call(client, "compare_refs", **HANDBOOK, base=parent, head=added, detail="full_patch")
+    for answer in (commit, compared):
+        [csv] = [f for f in answer["files"] if f["path"] == "data/large-export.csv"]
+        assert csv["patch"] is None
+        assert csv["patch_withheld"] == "the patch is over the 1.0 MiB file size limit of the policy"
+        assert csv["additions"] == 60_001  # the stats still tell what changed
+        assert "employee-000042" not in str(answer)
+
+
 async def test_vault_is_denied_with_the_rules_reason(deployment: Deployment, era: str) -> None:
     async with mcp_client(deployment, era) as client:
         text = await denied(client, "get_file_contents", **VAULT, path="README.md")

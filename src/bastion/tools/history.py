@@ -9,8 +9,10 @@ from typing import Literal
 from mcp_types import CallToolResult
 
 from bastion.errors import InvalidInput
+from bastion.policy.sizes import format_size
 from bastion.policy.types import Operation
 from bastion.repos.types import FileDiff
+from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
 from bastion.tools.guarding import PatchGuard, guard_commits, patch_guard
 from bastion.tools.models import CommitDetailOut, CommitListOut, ComparisonOut, DiffStats, FileDiffOut, RefPoint
@@ -85,11 +87,22 @@ async def list_commits(
     return result(out, "\n".join([header, *lines]))
 
 
+def _size_limit(*targets: AuthorizedRef) -> int | None:
+    """The smallest `max_file_size` among the refs a diff was asked about (None: no limit)."""
+    limits = [t.decision.max_file_size for t in targets if t.decision.max_file_size is not None]
+    return min(limits) if limits else None
+
+
 async def _budgeted(
-    files: Sequence[FileDiff], allowed: Callable[[str], bool], budget: int, guard: PatchGuard
+    files: Sequence[FileDiff],
+    allowed: Callable[[str], bool],
+    budget: int,
+    guard: PatchGuard,
+    size_limit: int | None = None,
 ) -> tuple[list[FileDiffOut], int, bool]:
     """Files the caller may see, with patches guarded (credentials masked, or withheld under strict redaction)
-    and then cut to fit `budget` bytes in total: masked first, so a cut never leaves part of a credential."""
+    and then cut to fit `budget` bytes in total: masked first, so a cut never leaves part of a credential. A patch
+    larger than the policy's file size limit is withheld: a diff must not carry more of a file than a read may."""
     shown: list[FileDiffOut] = []
     hidden = 0
     truncated = False
@@ -99,6 +112,9 @@ async def _budgeted(
             hidden += 1
             continue
         patch, cut, withheld = diff.patch, False, None
+        if patch is not None and size_limit is not None and len(patch.encode()) > size_limit:
+            patch = None
+            withheld = f"the patch is over the {format_size(size_limit)} file size limit of the policy"
         if patch is not None and remaining > 0:
             patch, withheld = await guard(diff)
         if patch is not None:
@@ -141,7 +157,7 @@ async def get_commit(
     parent = found.commit.parents[0] if found.commit.parents else None
     guard = patch_guard(call, name, parent, target.sha, [target])
     files, hidden, truncated = await _budgeted(
-        found.files, allowed, call.services.settings.repos.max_patch_bytes, guard
+        found.files, allowed, call.services.settings.repos.max_patch_bytes, guard, _size_limit(target)
     )
     [commit] = await guard_commits(call, [found.commit], target.decision.redaction)
     call.paths = [f.path for f in files][:100]
@@ -191,6 +207,7 @@ async def compare_refs(
         lambda p: allowed_base(p) and allowed_head(p),
         call.services.settings.repos.max_patch_bytes,
         guard,
+        _size_limit(base_ref, head_ref),
     )
     strictest = "strict" if "strict" in (base_ref.decision.redaction, head_ref.decision.redaction) else "mask"
     commits = await guard_commits(call, found.commits, strictest)

@@ -21,11 +21,17 @@ async def list_repositories(call: ToolCall) -> CallToolResult:
     for info in await call.backend.list_repositories():
         operations = [op.value for op in Operation if access.decide(call.principal, info.name, op).allowed]
         if operations:
+            # The head commit only when the caller may read the default branch: its id is not the caller's to know
+            # otherwise (it would, for instance, confirm guesses at what that branch holds).
+            head_visible = info.default_branch is not None and any(
+                access.decide(call.principal, info.name, Operation(op), ref=f"refs/heads/{info.default_branch}").allowed
+                for op in operations
+            )
             listed.append(
                 RepositoryOut(
                     name=info.name,
                     default_branch=info.default_branch,
-                    head_sha=info.head_sha,
+                    head_sha=info.head_sha if head_visible else None,
                     last_sync_at=iso(info.last_sync_at),
                     operations=operations,
                 )
