@@ -260,7 +260,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
-            Route("/ready", readiness_endpoint(_readiness(runtime)), methods=["GET"]),
+            Route(
+                "/ready",
+                readiness_endpoint(_readiness(runtime), details=settings.server.ready_details),
+                methods=["GET"],
+            ),
             *metadata_routes,
             *github_routes,  # POST /webhooks/github: HMAC-signed, no bearer token
             *observability.routes,  # /metrics (unless metrics.port serves it apart)

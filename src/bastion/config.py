@@ -59,6 +59,13 @@ class ServerSettings(BaseModel):
         default_factory=list,
         description="CIDRs allowed to call /mcp (the client address after trusted proxies). Empty: any address.",
     )
+    ready_details: Literal["loopback", "always", "never"] = Field(
+        default="loopback",
+        description=(
+            "Who sees why /ready fails (its reasons name repositories and policy errors): callers on the host "
+            "itself, everyone, or no one. Everyone sees which checks fail; the log has the reasons."
+        ),
+    )
     trusted_proxies: int = Field(
         default=0,
         ge=0,
