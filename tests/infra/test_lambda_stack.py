@@ -130,7 +130,7 @@ def test_function_role_is_least_privilege(cognito: dict[str, Any], private: dict
         for owner, statement in statements:
             assert statement["Resource"] != "*", f"{owner}: {statement}"
             assert "cloudwatch:PutMetricData" not in json.dumps(statement["Action"])
-        read_back = next(statement for owner, statement in statements if statement.get("Sid") == "ReadBackAuditLog")
+        read_back = next(statement for _owner, statement in statements if statement.get("Sid") == "ReadBackAuditLog")
         assert read_back["Action"] == "logs:GetLogEvents"  # the audit sink's read-back before re-sending
     role = next(v for k, v in resources(cognito, "AWS::IAM::Role").items() if k.startswith("FunctionRole"))
     assert "ManagedPolicyArns" not in role["Properties"]
