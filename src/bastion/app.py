@@ -285,8 +285,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 def create_app_from_env() -> Starlette:
     """Factory for `uvicorn --factory bastion.app:create_app_from_env` (and multi-worker serving): settings come
     from BASTION_* environment variables only."""
+    from bastion.heap import freeze_startup_heap
     from bastion.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from bastion.audit.canonical import canonical, event_body
 from bastion.audit.event import AuditEvent
@@ -115,18 +115,46 @@ class Chain:
         return sealed_event(self.instance_id, seq, event, digest, line)
 
 
-def sealed_event(instance_id: str, seq: int, event: AuditEvent, digest: str, line: str) -> SealedEvent:
-    """The SealedEvent of a line `Chain.seal_line` made from `event`."""
+# The indexed columns of a sealed event, as a flat tuple of strings, ints and a datetime: what the spool keeps in
+# memory for its sinks. The garbage collector stops tracking such a tuple at its first pass, so thousands of them
+# held for seconds add nothing to a full collection (keeping the AuditEvent models alive instead promoted ~10
+# tracked objects per event to the oldest generation and made its collections pause requests for 30-80 ms).
+SealedRecord: TypeAlias = tuple[int, str, str, str, datetime, str | None, str | None, str, str | None, str]
+
+
+def sealed_record(seq: int, event: AuditEvent, digest: str, line: str) -> SealedRecord:
+    """(seq, hash, line, event_id, time, subject, repo, decision, tool, outcome) of a line `Chain.seal_line` made."""
+    return (
+        seq,
+        digest,
+        line,
+        event.event_id,
+        _time(event),
+        event.subject,
+        event.repo,
+        str(event.decision),
+        event.tool,
+        str(event.outcome),
+    )
+
+
+def sealed_from_record(instance_id: str, record: SealedRecord) -> SealedEvent:
+    seq, digest, line, event_id, moment, subject, repo, decision, tool, outcome = record
     return SealedEvent(
         instance_id=instance_id,
         seq=seq,
-        event_id=event.event_id,
-        time=_time(event),
-        subject=event.subject,
-        repo=event.repo,
-        decision=str(event.decision),
-        tool=event.tool,
-        outcome=str(event.outcome),
+        event_id=event_id,
+        time=moment,
+        subject=subject,
+        repo=repo,
+        decision=decision,
+        tool=tool,
+        outcome=outcome,
         hash=digest,
         line=line,
     )
+
+
+def sealed_event(instance_id: str, seq: int, event: AuditEvent, digest: str, line: str) -> SealedEvent:
+    """The SealedEvent of a line `Chain.seal_line` made from `event`."""
+    return sealed_from_record(instance_id, sealed_record(seq, event, digest, line))

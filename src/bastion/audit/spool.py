@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.audit import segments
-from bastion.audit.chain import Chain, sealed_event
+from bastion.audit.chain import Chain, SealedRecord, sealed_from_record, sealed_record
 from bastion.audit.event import AuditEvent
 from bastion.audit.legacy import legacy_heads, migrate_legacy_slot
 from bastion.audit.sink import SealedEvent
@@ -192,7 +192,7 @@ class Spool:
         self._unwritten: list[_Unwritten] = []  # sealed, not in the file (the disk failed): retried in order
         self._write_failures = 0
         self._next_retry = 0.0
-        self._recent: list[tuple[int, AuditEvent, str, str]] = []  # (seq, event, hash, line), seqs consecutive
+        self._recent: list[SealedRecord] = []  # seqs consecutive
         self._retired: list[int] = []  # descriptors of finished segments: fsynced and closed by the thread
         self._new_segment = False  # a segment was created since the last fsync: fsync the directory too
         self._waiters: list[asyncio.Future[None] | ThreadReceipt] = []  # fsync_ms=0: waiting for the next fsync
@@ -261,7 +261,7 @@ class Spool:
             else:
                 prev_hash = self._chain.head_hash
                 seq, digest, line = self._chain.seal_line(event)
-                self._recent.append((seq, event, digest, line))
+                self._recent.append(sealed_record(seq, event, digest, line))
                 if len(self._recent) > RECENT_EVENTS:
                     del self._recent[: RECENT_EVENTS // 4]  # a sink this far behind reads from the disk
                 record = segments.encode_record(seq, line.encode())
@@ -399,7 +399,7 @@ class Spool:
         if taken is None:
             return reader.read(after_seq, upto)
         instance_id = self.instance_id
-        return [sealed_event(instance_id, seq, event, digest, line) for seq, event, digest, line in taken]
+        return [sealed_from_record(instance_id, record) for record in taken]
 
     def release(self, seq: int) -> None:
         """Every sink has `seq` and everything before it: forget those events in memory (the log keeps them)."""

@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from bastion.app import Runtime, create_app
 from bastion.aws.gateway import identity_from_event, source_ip_from_event
 from bastion.config import Settings
+from bastion.heap import freeze_startup_heap
 from bastion.transport.authn import GATEWAY_IDENTITY_KEY
 from bastion.transport.edge import SOURCE_IP_KEY
 
@@ -148,4 +149,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _environment
     if _environment is None:
         _environment = LambdaHandler()
+        freeze_startup_heap()
     return _environment(event, context)

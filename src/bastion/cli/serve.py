@@ -27,6 +27,7 @@ def serve(
 ) -> None:
     """Serve the MCP endpoint at /mcp, with /health and /ready."""
     from bastion.app import create_app
+    from bastion.heap import freeze_startup_heap
     from bastion.logs import configure_logging
 
     settings = settings_from(ctx)
@@ -65,6 +66,7 @@ def serve(
             )
             return
         app = create_app(settings)
+        freeze_startup_heap()
     except BastionError as exc:
         raise fail(exc) from exc
     err_console.print(f"[green]mcp-bastion[/] listening on {settings.resource_url} (Ctrl-C to stop)", highlight=False)
