@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck bench clean setup services
+.PHONY: run test lint typecheck bench bench-jwt clean setup services
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mcp-bastion needs Python 3.11 or newer (set PYTHON=...)")'
@@ -39,6 +39,9 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/python bench/governed_vs_bare.py
+
+bench-jwt: setup
+	$(BIN)/python bench/governed_vs_bare.py --auth jwt
 
 clean:
 	rm -rf $(VENV) .bastion-demo .pytest_cache build src/*.egg-info
