@@ -9,6 +9,9 @@ in the event loop thread, in other threads (the audit writers) and in child proc
     http+sdk+tools    the whole app (edge, authentication, ...) with the tool body stubbed
     governed          the whole governed path
     no-audit          governed, with the audit record dropped (nothing sealed, spooled or written)
+    no-spool-write    governed, with the audit spool's log write() skipped: events are still built, sealed into
+                      the chain and delivered to the SQLite sink from memory, but nothing is durable before the
+                      answer (what the durable spool itself costs: issue 4's "at most 10%" target)
     no-git-read       governed, with the file's bytes served from memory after the first read
     no-ref-resolve    governed, with the branch resolved once and remembered
     tool-layer-only   governed with all three of the above: what is left is policy, validation and results
@@ -49,6 +52,7 @@ VARIANTS = (
     "http+sdk+tools",
     "governed",
     "no-audit",
+    "no-spool-write",
     "no-git-read",
     "no-ref-resolve",
     "tool-layer-only",
@@ -97,6 +101,10 @@ def build_variant(variant: str, data_dir: Path, content: str) -> App:
         bastion.server.run_tool = stub_run_tool
     settings = Settings()
     runtime = build_runtime(settings)
+    if variant == "no-spool-write":
+        import bastion.audit.spool
+
+        bastion.audit.spool._write_all = lambda fd, data: None  # pyright: ignore[reportAttributeAccessIssue]
     if variant in ("no-audit", "tool-layer-only"):
         runtime.services.record = lambda event: None  # pyright: ignore[reportAttributeAccessIssue]
     if variant in ("no-git-read", "tool-layer-only"):
@@ -241,12 +249,30 @@ def run_one(variant: str, data_dir: Path, payload: Path, requests: int) -> dict[
     return uvloop.run(_drive(app, request_body(), key, requests))
 
 
+def marginal_costs(total: dict[str, float]) -> dict[str, float]:
+    """Differences between the variants that were run (a part is left out when one of its two variants was not)."""
+    pairs = {
+        "SDK cost of our tool definitions (sdk+tools - bare)": ("sdk+tools", "bare"),
+        "our HTTP layers (http+sdk+tools - sdk+tools)": ("http+sdk+tools", "sdk+tools"),
+        "the tool body, all of it (governed - http+sdk+tools)": ("governed", "http+sdk+tools"),
+        "  of which audit (governed - no-audit)": ("governed", "no-audit"),
+        "    of which the spool's durable write (governed - no-spool-write)": ("governed", "no-spool-write"),
+        "  of which the git read (governed - no-git-read)": ("governed", "no-git-read"),
+        "  of which ref resolution (governed - no-ref-resolve)": ("governed", "no-ref-resolve"),
+        "  policy, validation, results (tool-layer-only - http+sdk+tools)": ("tool-layer-only", "http+sdk+tools"),
+    }
+    return {label: total[a] - total[b] for label, (a, b) in pairs.items() if a in total and b in total}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000, help="Measured requests per variant and round.")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds; each runs every variant once.")
     parser.add_argument("--tree", choices=("worktree", "head"), default="worktree", help="As in governed_vs_bare.py.")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results" / "cost_breakdown.json")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="Only these (default: all)."
+    )
     parser.add_argument("--one", nargs=3, metavar=("VARIANT", "DATA_DIR", "PAYLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -259,9 +285,10 @@ def main() -> int:
         if args.tree == "head":
             print(f"code: {export_head(Path(work))}")
         data = prepare(Path(work) / "setup", Path(sys.executable).parent / "bastion")
-        samples: dict[str, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
+        variants = tuple(args.variants)
+        samples: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
         for round_number in range(1, args.rounds + 1):
-            order = VARIANTS if round_number % 2 else tuple(reversed(VARIANTS))
+            order = variants if round_number % 2 else tuple(reversed(variants))
             for variant in order:
                 argv = [*pins.server_prefix, sys.executable, __file__, "--requests", str(args.requests)]
                 argv += ["--one", variant, str(data.data_dir), str(data.file)]
@@ -282,16 +309,7 @@ def main() -> int:
             f"{values['children_us']:>9.0f} {values['total_us']:>7.0f}"
         )
     total = {variant: values["total_us"] for variant, values in medians.items()}
-    parts = {
-        "SDK cost of our tool definitions (sdk+tools - bare)": total["sdk+tools"] - total["bare"],
-        "our HTTP layers (http+sdk+tools - sdk+tools)": total["http+sdk+tools"] - total["sdk+tools"],
-        "the tool body, all of it (governed - http+sdk+tools)": total["governed"] - total["http+sdk+tools"],
-        "  of which audit (governed - no-audit)": total["governed"] - total["no-audit"],
-        "  of which the git read (governed - no-git-read)": total["governed"] - total["no-git-read"],
-        "  of which ref resolution (governed - no-ref-resolve)": total["governed"] - total["no-ref-resolve"],
-        "  policy, validation, results (tool-layer-only - http+sdk+tools)": total["tool-layer-only"]
-        - total["http+sdk+tools"],
-    }
+    parts = marginal_costs(total)
     print("\nMarginal costs, µs per request (total CPU):")
     for label, value in parts.items():
         print(f"  {label:<66} {value:>7.0f}")
