@@ -210,3 +210,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "waf_rate_limit" {
+  description = "Requests one source address may make in any 5-minute window before the load balancer's WAF blocks it (100 to 2,000,000,000)."
+  type        = number
+  default     = 2000
+  validation {
+    condition     = var.waf_rate_limit >= 100 && var.waf_rate_limit <= 2000000000
+    error_message = "waf_rate_limit must be between 100 and 2000000000."
+  }
+}

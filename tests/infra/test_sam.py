@@ -71,6 +71,16 @@ def test_stage_throttles_and_logs(transformed: dict[str, Any]) -> None:
     assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["AccessLogGroup", "Arn"]}
 
 
+def test_the_stage_has_a_rate_limiting_web_acl(transformed: dict[str, Any]) -> None:
+    association = transformed["Resources"]["WebAclAssociation"]
+    assert association["DependsOn"] == "McpApiStage"
+    assert "restapis/${McpApi}/stages/${Environment}" in association["Properties"]["ResourceArn"]["Fn::Sub"]
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
+    rules = {rule["Name"]: rule for rule in only(transformed, "AWS::WAFv2::WebACL")["Properties"]["Rules"]}
+    assert set(rules) == {"AmazonIpReputation", "RatePerSourceAddress"}
+    assert rules["RatePerSourceAddress"]["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+
+
 def test_alarms_and_dashboard_use_the_contract_metrics(transformed: dict[str, Any]) -> None:
     alarms = json.dumps(resources(transformed, "AWS::CloudWatch::Alarm"))
     for needle in ("Denials", "SUM(ToolCalls)", "MIN(UpstreamTokenSecondsToExpiry)", "SUM(Errors)", "5XXError",

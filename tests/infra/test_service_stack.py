@@ -121,6 +121,27 @@ def test_target_group_checks_health_on_slash_health(template: dict[str, Any]) ->
     )
 
 
+def test_a_web_acl_on_the_load_balancer_limits_each_source_address(template: dict[str, Any]) -> None:
+    """The application's limits count per authenticated subject; unauthenticated floods stop at the WAF."""
+    load_balancer = next(iter(resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
+    association = only(template, "AWS::WAFv2::WebACLAssociation")["Properties"]
+    assert association["ResourceArn"] == {"Ref": load_balancer}
+    acl_id = next(iter(resources(template, "AWS::WAFv2::WebACL")))
+    assert association["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    acl = only(template, "AWS::WAFv2::WebACL")["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    rules = {rule["Name"]: rule for rule in acl["Rules"]}
+    assert set(rules) == {"AmazonIpReputation", "RatePerSourceAddress"}
+    rate = rules["RatePerSourceAddress"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"] == {
+        "AggregateKeyType": "IP",
+        "EvaluationWindowSec": 300,
+        "Limit": 2000,
+    }
+
+
 def test_security_groups_open_only_the_needed_ports(template: dict[str, Any]) -> None:
     groups = resources(template, "AWS::EC2::SecurityGroup")
     alb = next(key for key, group in groups.items() if "load balancer" in group["Properties"]["GroupDescription"])

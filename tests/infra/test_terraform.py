@@ -117,6 +117,18 @@ def test_interface_has_seed_000_variables_and_allowlist_output() -> None:
     assert {"nat_egress_ips", "mcp_url", "github_app_key_secret_arn"} <= outputs
 
 
+def test_the_load_balancer_has_a_rate_limiting_web_acl() -> None:
+    text = (MODULE / "main.tf").read_text()
+    association = re.search(r'resource "aws_wafv2_web_acl_association" "this" \{(.*?)\n\}', text, flags=re.DOTALL)
+    assert association is not None
+    assert re.search(r"resource_arn\s*=\s*aws_lb\.this\.arn", association.group(1))
+    assert re.search(r"web_acl_arn\s*=\s*aws_wafv2_web_acl\.this\.arn", association.group(1))
+    acl = re.search(r'resource "aws_wafv2_web_acl" "this" \{(.*?)\n\}', text, flags=re.DOTALL)
+    assert acl is not None
+    assert re.search(r"rate_based_statement \{\s*limit\s*=\s*var\.waf_rate_limit", acl.group(1))
+    assert re.search(r'aggregate_key_type\s*=\s*"IP"', acl.group(1))
+
+
 def test_validation_rejects_a_repository_outside_the_org_allowlist(workspace: Path) -> None:
     """The cross-variable validation runs at plan time, before any AWS call, so it fails here with its message."""
     probe = workspace.parent / "probe"

@@ -24,7 +24,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from .monitoring import BastionMonitoring, PlatformMetrics
@@ -33,6 +32,7 @@ from .network import BastionNetwork
 from .policy import PolicySource
 from .security import bastion_key, encrypted_log_group
 from .settings import LambdaSettings, bootstrap_repositories
+from .waf import RateLimitedWebAcl
 
 __all__ = ["HANDLER", "READ_SCOPE", "RESOURCE_SERVER_ID", "BastionLambdaStack"]
 
@@ -138,7 +138,7 @@ class BastionLambdaStack(Stack):
         self.role = self._role()
         self.function = self._function()
         self._routes()
-        self._waf(name)
+        RateLimitedWebAcl(self, "Waf", name=name, resource_arn=self.api.deployment_stage.stage_arn)
         self.monitoring = self._monitoring(name)
         self._outputs()
         self._acknowledgments()
@@ -353,48 +353,6 @@ class BastionLambdaStack(Stack):
             self.api.root.add_resource("health").add_method("GET", integration),
             self.api.root.add_resource(".well-known").add_resource("{proxy+}").add_method("GET", integration),
         ]
-
-    def _waf(self, name: str) -> None:
-        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
-            )
-
-        acl = wafv2.CfnWebACL(
-            self,
-            "WebAcl",
-            name=name,
-            scope="REGIONAL",
-            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=visibility(f"{name}-acl"),
-            rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="AmazonIpReputation",
-                    priority=0,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS", name="AWSManagedRulesAmazonIpReputationList"
-                        )
-                    ),
-                    visibility_config=visibility(f"{name}-ip-reputation"),
-                ),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="RatePerSourceAddress",
-                    priority=1,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=2000, aggregate_key_type="IP", evaluation_window_sec=300
-                        )
-                    ),
-                    visibility_config=visibility(f"{name}-rate"),
-                ),
-            ],
-        )
-        wafv2.CfnWebACLAssociation(
-            self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=acl.attr_arn
-        )
 
     def _monitoring(self, name: str) -> BastionMonitoring:
         five_minutes = Duration.minutes(5)

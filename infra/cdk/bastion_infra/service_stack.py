@@ -31,6 +31,7 @@ from .policy import PolicySource
 from .security import bastion_key, encrypted_log_group
 from .settings import ServiceSettings, bootstrap_repositories
 from .state import SharedState
+from .waf import RateLimitedWebAcl
 
 __all__ = ["CONTAINER_PORT", "BastionServiceStack"]
 
@@ -146,6 +147,8 @@ class BastionServiceStack(Stack):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
         )
         self.load_balancer, self.target_group = self._load_balancer()
+        # Unauthenticated floods: the application limits per authenticated subject, this per source address.
+        RateLimitedWebAcl(self, "Waf", name=name, resource_arn=self.load_balancer.load_balancer_arn)
         self._autoscaling()
         self.monitoring = self._monitoring(name)
         self._outputs()
