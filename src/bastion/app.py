@@ -301,6 +301,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.rate_limiter = limiter
+    app.state.observability = observability  # the Lambda adapter prints EMF figures at each invocation's end
     return app
 
 

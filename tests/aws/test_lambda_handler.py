@@ -180,6 +180,25 @@ def test_two_warm_invocations_and_a_cold_one(world: World, tmp_path: Path, kind:
     assert third["structuredContent"]["content"] == first["structuredContent"]["content"]
 
 
+def test_emf_figures_leave_with_each_invocation(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda may freeze or recycle the environment once an invocation is answered; the publisher's periodic tick
+    only runs during invocations, so each invocation's end prints what it counted."""
+    handler = LambdaHandler(_settings(world, tmp_path / "d", metrics={"emf": True, "emf_interval_seconds": 3600}))
+    try:
+        capsys.readouterr()
+        result = _read_readme(handler, "http", "modern", world.token())
+        printed = capsys.readouterr().out.splitlines()
+    finally:
+        handler.close()
+    assert result["isError"] is False
+    documents = [json.loads(line) for line in printed if line.startswith('{"_aws"')]
+    calls = [d for d in documents if d.get("Tool") == "get_file_contents" and "ToolCalls" in d]
+    assert calls, printed
+    assert sum(d["ToolCalls"] for d in calls) == 1
+
+
 def test_the_module_handler_builds_its_environment_from_the_environment_variables(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

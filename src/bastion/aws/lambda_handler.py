@@ -82,6 +82,11 @@ class LambdaAdapter:
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown: the invocation is answered
         await self.runtime.audit.flush(timeout=self.flush_seconds)
+        # Lambda may freeze the environment now and recycle it without warning: the EMF figures collected during
+        # this invocation leave with it (the publisher's periodic tick only runs while an invocation does).
+        observability = getattr(self.app.state, "observability", None)
+        if observability is not None and observability.emf is not None:
+            observability.emf.flush()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def start(self) -> None:

@@ -2,8 +2,8 @@
 
 Nothing is printed per request. While EMF is on, the request path adds to an in-memory aggregate (a dict
 increment; latencies rounded to two significant digits and counted), and every `metrics.emf_interval_seconds`
-(and when the server stops: on Lambda, at the end of every invocation) the aggregate becomes a few JSON lines, one
-per combination of dimension values:
+(and when the server stops; on Lambda also at the end of every invocation, by the Lambda adapter) the aggregate
+becomes a few JSON lines, one per combination of dimension values:
 
     {"_aws": {"Timestamp": 1763726400000,
               "CloudWatchMetrics": [{"Namespace": "McpBastion", "Dimensions": [["Tool", "Outcome"]],
