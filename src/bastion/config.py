@@ -1,6 +1,6 @@
 """Configuration: a few nested settings models read from `BASTION_*` environment variables.
 
-Nested fields use a double underscore: `BASTION_AUDIT__QUEUE_SIZE=20000`. The policy itself lives in
+Nested fields use a double underscore: `BASTION_AUDIT__BATCH_SIZE=1000`. The policy itself lives in
 its own YAML file (see docs/policy.md); this module only says where that file is.
 """
 
@@ -49,10 +49,14 @@ class ServerSettings(BaseModel):
     )
     allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Host headers accepted on /mcp (DNS-rebinding protection). Empty: loopback names only.",
+        description=(
+            "Host headers accepted on /mcp besides the loopback names and the public URL's host "
+            "(DNS-rebinding protection)."
+        ),
     )
     allowed_origins: list[str] = Field(
-        default_factory=list, description="Origin headers accepted on /mcp. Empty: loopback origins only."
+        default_factory=list,
+        description="Origin headers accepted on /mcp besides loopback origins and the public URL's origin.",
     )
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body accepted.")
     ip_allowlist: list[str] = Field(

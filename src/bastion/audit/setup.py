@@ -19,8 +19,9 @@ SINK_NAMES = ("sqlite", "jsonl", "postgresql", "cloudwatch")
 def chain_key(settings: Settings) -> bytes | None:
     """The HMAC key for the hash chain, or None for plain SHA-256.
 
-    `audit.hmac_key_secret` names the secret: `file:/path` reads a file, anything else is an environment variable
-    (the env/file secrets provider; the AWS Secrets Manager provider resolves the same name when it is configured).
+    `audit.hmac_key_secret` names the secret: `file:/path` reads a file, anything else is an environment variable.
+    On AWS, inject a Secrets Manager secret as that variable (ECS task secrets, Lambda environment); the key is
+    read once at start-up (docs/audit.md).
     """
     name = settings.audit.hmac_key_secret
     if not name:
