@@ -5,13 +5,11 @@ The run test captures every record twice: as the code logged it (a handler of it
 handler wrote it. The first proves that no code logs a credential; the second that redaction would catch what
 slipped through.
 
-Still to add when the colleagues' work lands (precise note, see also docs/observability.md):
-- GitHub tokens through the credential path: `settings.github.token` is set and registered below, but no committed
-  code passes it anywhere yet. When the GitHub App / PAT credentials and the git credential helper land
-  (src/bastion/github/), sync the mirror from tests/support/git_http.py with that token through the helper and mint
-  an installation token from tests/support/github_api.py, then add both token values to `secrets`.
-- Redacted content: when src/bastion/guard/secrets.py redacts file contents, assert that the planted values are
-  also absent from the tool results, and that the Redactions metric counted them.
+The run covers API keys, JWTs (valid, expired, forged), the metrics token, the configured GitHub token, the state
+password, the audit HMAC key and credentials planted in a repository that the content guard redacts (read and
+searched). Installation tokens handed to git through the credential helper are checked in
+tests/github/test_git_auth.py::test_mirror_sync_uses_the_app_token_through_the_helper_and_leaks_it_nowhere (not
+in the log, git's trace, any argument list, the mirror's config or any file of the data directory).
 """
 
 from __future__ import annotations
