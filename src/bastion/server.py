@@ -15,6 +15,7 @@ from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, Too
 from pydantic import Field
 
 from bastion import __version__
+from bastion.audit.event import caller_fields
 from bastion.observability.metrics import METRICS
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
@@ -101,22 +102,17 @@ class AuditEveryCall(Extension):
     ) -> None:
         scope: dict[str, Any] = getattr(ctx.request, "scope", None) or {}
         scope[AUDITED_KEY] = True
-        principal = scope.get(PRINCIPAL_KEY)
-        info = scope.get(REQUEST_INFO_KEY)
+        found, known = scope.get(PRINCIPAL_KEY), scope.get(REQUEST_INFO_KEY)
+        principal = found if isinstance(found, Principal) else None
+        info = known if isinstance(known, RequestInfo) else None
         text = outcome if isinstance(outcome, str) else ""
         if isinstance(outcome, CallToolResult) and outcome.content:
             text = str(getattr(outcome.content[0], "text", ""))[:500]
         failed = isinstance(outcome, str) or (isinstance(outcome, CallToolResult) and bool(outcome.is_error))
         receipt = self.services.record(
             audit_event(
-                request_id=info.request_id if isinstance(info, RequestInfo) else None,
-                subject=principal.subject if isinstance(principal, Principal) else None,
-                groups=sorted(principal.groups) if isinstance(principal, Principal) else [],
-                auth_method=principal.auth_method if isinstance(principal, Principal) else None,
-                credential_id=principal.credential_id if isinstance(principal, Principal) else None,
-                client=client_name(ctx.session, info if isinstance(info, RequestInfo) else None),
-                source_ip=info.source_ip if isinstance(info, RequestInfo) else None,
-                user_agent=info.user_agent if isinstance(info, RequestInfo) else None,
+                **caller_fields(principal, info),
+                client=client_name(ctx.session, info),
                 tool=params.name[:128],
                 decision="none",
                 reason=text or None,

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["AuditEvent", "Decision", "Outcome"]
+from bastion.principal import Principal, RequestInfo
+
+__all__ = ["AuditEvent", "Decision", "Outcome", "caller_fields"]
 
 Decision = Literal["allow", "deny", "none"]
 Outcome = Literal[
@@ -61,3 +63,16 @@ class AuditEvent(BaseModel):
     seq: int | None = None  # 1, 2, 3, ... per instance, without gaps
     prev_hash: str | None = None  # `hash` of the same instance's previous event (None for seq 1)
     hash: str | None = None  # "sha256:<hex>" or "hmac-sha256:<hex>" of the canonical JSON of everything else
+
+
+def caller_fields(principal: Principal | None, info: RequestInfo | None) -> dict[str, Any]:
+    """The fields of an event that say who called and from where (empty when a layer does not know)."""
+    return {
+        "request_id": info.request_id if info else None,
+        "subject": principal.subject if principal else None,
+        "groups": sorted(principal.groups) if principal else [],
+        "auth_method": principal.auth_method if principal else None,
+        "credential_id": principal.credential_id if principal else None,
+        "source_ip": info.source_ip if info else None,
+        "user_agent": info.user_agent if info else None,
+    }

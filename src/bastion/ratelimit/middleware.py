@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent
+from bastion.audit.event import AuditEvent, caller_fields
 from bastion.observability.metrics import METRICS
 from bastion.principal import Principal, RequestInfo
 from bastion.ratelimit.limiter import RateLimiter, Refusal
@@ -149,13 +149,7 @@ class RateLimitMiddleware:
     ) -> None:
         receipt = self.record(
             AuditEvent(
-                request_id=info.request_id if info else None,
-                subject=principal.subject if principal else None,
-                groups=sorted(principal.groups) if principal else [],
-                auth_method=principal.auth_method if principal else None,
-                credential_id=principal.credential_id if principal else None,
-                source_ip=info.source_ip if info else None,
-                user_agent=info.user_agent if info else None,
+                **caller_fields(principal, info),
                 tool=call.tool[:128] if call.tool else None,
                 decision="deny",
                 reason=refusal.message,

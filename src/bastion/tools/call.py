@@ -14,7 +14,7 @@ from typing import Any, cast
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent
 
-from bastion.audit.event import AuditEvent, Outcome
+from bastion.audit.event import AuditEvent, Outcome, caller_fields
 from bastion.errors import AccessDenied, BastionError, Unauthenticated
 from bastion.observability.context import with_trace_id
 from bastion.observability.metrics import METRICS
@@ -165,14 +165,8 @@ async def run_tool(
         )
     receipt = services.record(
         audit_event(
-            request_id=info.request_id if info else None,
-            subject=principal.subject if principal else None,
-            groups=sorted(principal.groups) if principal else [],
-            auth_method=principal.auth_method if principal else None,
-            credential_id=principal.credential_id if principal else None,
+            **caller_fields(principal, info),
             client=principal.client if principal else None,
-            source_ip=info.source_ip if info else None,
-            user_agent=info.user_agent if info else None,
             tool=tool,
             repo=call.repo if call else None,
             ref=call.ref if call else None,

@@ -12,7 +12,7 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent
+from bastion.audit.event import AuditEvent, caller_fields
 from bastion.auth.base import Authenticator
 from bastion.errors import BastionError, InsufficientScope, Unauthenticated, Unavailable
 from bastion.observability.metrics import METRICS, auth_failure_kind
@@ -104,12 +104,11 @@ class AuthenticationMiddleware:
     async def _audit_failure(self, scope: Scope, exc: BastionError, started: float) -> None:
         info: RequestInfo | None = scope.get(REQUEST_INFO_KEY)
         scoped = isinstance(exc, InsufficientScope)  # authenticated, but not allowed: a denial with a subject
+        caller = caller_fields(None, info)
+        caller["subject"] = exc.subject if scoped else None
         receipt = self.record(
             AuditEvent(
-                request_id=info.request_id if info else None,
-                subject=exc.subject if scoped else None,
-                source_ip=info.source_ip if info else None,
-                user_agent=info.user_agent if info else None,
+                **caller,
                 tool=header(scope, b"mcp-name"),
                 decision="deny",
                 reason=exc.message,

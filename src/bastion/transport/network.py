@@ -17,7 +17,7 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent
+from bastion.audit.event import AuditEvent, caller_fields
 from bastion.errors import ConfigError
 from bastion.observability.metrics import METRICS
 from bastion.principal import RequestInfo
@@ -116,9 +116,7 @@ class IpAllowlistMiddleware:
         METRICS.network_denied()
         receipt = self.record(
             AuditEvent(
-                request_id=info.request_id if info else None,
-                source_ip=address,
-                user_agent=info.user_agent if info else None,
+                **caller_fields(None, info),
                 tool=(header(scope, b"mcp-name") or "")[:128] or None,
                 decision="deny",
                 reason=description,

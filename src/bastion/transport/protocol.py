@@ -24,7 +24,7 @@ from mcp_types import HEADER_MISMATCH
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent, Outcome
+from bastion.audit.event import AuditEvent, Outcome, caller_fields
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.authn import PRINCIPAL_KEY
 from bastion.transport.body import read_body, replay
@@ -139,13 +139,7 @@ class ProtocolGuardMiddleware:
         outcome: Outcome = "error" if status >= 500 else "not_found" if status == 404 else "invalid_input"
         receipt = self.record(
             AuditEvent(
-                request_id=where.request_id if where else None,
-                subject=who.subject if who else None,
-                groups=sorted(who.groups) if who else [],
-                auth_method=who.auth_method if who else None,
-                credential_id=who.credential_id if who else None,
-                source_ip=where.source_ip if where else None,
-                user_agent=where.user_agent if where else None,
+                **caller_fields(who, where),
                 tool=(header(scope, b"mcp-name") or "")[:128] or None,
                 decision="none",
                 reason=reason,
