@@ -48,21 +48,25 @@ def ripgrep_executable() -> str | None:
     return shutil.which("rg")
 
 
-def _check_query(query: SearchQuery) -> None:
+def check_pattern(query: SearchQuery) -> None:
+    """What every search backend refuses in a pattern."""
     if not query.pattern:
         raise InvalidInput("search pattern is empty")
     if len(query.pattern) > MAX_PATTERN_LENGTH:
         raise InvalidInput(f"search pattern is longer than {MAX_PATTERN_LENGTH} characters")
     if any(char in query.pattern for char in "\0\n\r"):
         raise InvalidInput("search pattern cannot contain NUL or line breaks (matches are line by line)")
+
+
+def _check_query(query: SearchQuery) -> None:
+    check_pattern(query)
     glob = query.path_glob
     if glob is not None and (glob.startswith("!") or any(ord(char) < 0x20 for char in glob) or len(glob) > 500):
         raise InvalidInput(f"path_glob {glob!r} is not accepted: no leading '!' (negation) or control characters")
 
 
-def _clip(line: str, start: int, end: int) -> str:
-    """At most MAX_LINE_CHARS of `line`, keeping the match [start, end) in view."""
-    line = line.rstrip("\r\n")
+def clip_line(line: str, start: int) -> str:
+    """At most MAX_LINE_CHARS of `line`, keeping the match that begins at `start` in view."""
     if len(line) <= MAX_LINE_CHARS:
         return line
     begin = max(0, min(start - MAX_LINE_CHARS // 3, len(line) - MAX_LINE_CHARS))
@@ -164,11 +168,10 @@ async def _run_ripgrep(rg: str, directory: Path, query: SearchQuery, collector: 
             if not collector.allowed(path):
                 continue
             line = _rg_text(data["lines"])
-            submatches = data.get("submatches") or [{"start": 0, "end": 0}]
+            submatches = data.get("submatches") or [{"start": 0}]
             line_bytes = line.encode()
             start = len(line_bytes[: submatches[0]["start"]].decode("utf-8", "replace"))
-            end = len(line_bytes[: submatches[0]["end"]].decode("utf-8", "replace"))
-            if collector.add(path, int(data["line_number"]), _clip(line, start, end)):
+            if collector.add(path, int(data["line_number"]), clip_line(line.rstrip("\r\n"), start)):
                 break
         else:
             await process.wait()
@@ -200,17 +203,17 @@ async def _reaped(process: asyncio.subprocess.Process) -> AsyncGenerator[bytearr
             stderr_task.cancel()
 
 
-def _match_span(query: SearchQuery, line: str) -> tuple[int, int]:
+def _match_start(query: SearchQuery, line: str) -> int:
     """Where the match is in a git grep line (git does not say), for clipping long lines."""
     if len(line) <= MAX_LINE_CHARS:
-        return 0, 0
+        return 0
     flags = 0 if query.case_sensitive else re.IGNORECASE
     try:
         pattern = query.pattern if query.regex else re.escape(query.pattern)
         found = re.search(pattern, line, flags)
     except re.error:
         found = None
-    return (found.start(), found.end()) if found else (0, 0)
+    return found.start() if found else 0
 
 
 # `git grep -P` needs git built with PCRE; without it, regexes fall back to POSIX extended (-E).
@@ -238,8 +241,7 @@ async def _run_git_grep(
             if not number.isdigit() or not collector.allowed(path):
                 continue
             line = text.decode("utf-8", "replace")
-            start, end = _match_span(query, line)
-            if collector.add(path, int(number), _clip(line, start, end)):
+            if collector.add(path, int(number), clip_line(line.rstrip("\r\n"), _match_start(query, line))):
                 break
         else:
             status = await process.wait()

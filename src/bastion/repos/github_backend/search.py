@@ -16,11 +16,11 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bastion.errors import InvalidInput, NotFound, Unavailable
+from bastion.errors import NotFound, Unavailable
 from bastion.repos.github_backend.client import TEXT_MATCH_MEDIA, GitHubUnprocessable
 from bastion.repos.github_backend.trees import walk
 from bastion.repos.globs import glob_matcher
-from bastion.repos.search import MAX_LINE_CHARS, MAX_PATTERN_LENGTH
+from bastion.repos.search import check_pattern, clip_line
 from bastion.repos.types import SearchHit, SearchQuery, SearchResult
 
 if TYPE_CHECKING:
@@ -34,25 +34,12 @@ MAX_PAGES = 2
 
 
 def _check(query: SearchQuery, repo: str) -> None:
-    if not query.pattern:
-        raise InvalidInput("search pattern is empty")
-    if len(query.pattern) > MAX_PATTERN_LENGTH:
-        raise InvalidInput(f"search pattern is longer than {MAX_PATTERN_LENGTH} characters")
-    if any(char in query.pattern for char in "\0\n\r"):
-        raise InvalidInput("search pattern cannot contain NUL or line breaks (matches are line by line)")
+    check_pattern(query)
     if query.regex:
         raise Unavailable(
             f"{repo} is served through GitHub's code search API, which takes no regular expressions; search for "
             "a fixed string (regex=false)"
         )
-
-
-def _clip(line: str, start: int) -> str:
-    if len(line) <= MAX_LINE_CHARS:
-        return line
-    begin = max(0, min(start - MAX_LINE_CHARS // 3, len(line) - MAX_LINE_CHARS))
-    clipped = line[begin : begin + MAX_LINE_CHARS]
-    return ("…" if begin > 0 else "") + clipped + ("…" if begin + MAX_LINE_CHARS < len(line) else "")
 
 
 def _matching_lines(data: bytes, query: SearchQuery) -> list[tuple[int, str]]:
@@ -64,7 +51,7 @@ def _matching_lines(data: bytes, query: SearchQuery) -> list[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         position = (line if query.case_sensitive else line.lower()).find(needle)
         if position >= 0:
-            found.append((number, _clip(line, position)))
+            found.append((number, clip_line(line, position)))
     return found
 
 
