@@ -30,6 +30,7 @@ from typing import Any
 
 from bastion.audit.event import AuditEvent
 from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
+from bastion.aws.clients import aws_client
 from bastion.errors import InvalidInput
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "CloudWatchAuditSink", "plan_batches"]
@@ -136,16 +137,15 @@ class CloudWatchAuditSink:
     def client(self) -> Any:
         # Built on first use, in the delivery thread: creating a boto3 client takes tens of milliseconds.
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                retries={"total_max_attempts": 1, "mode": "standard"},
+            self._client = aws_client(
+                "logs",
+                region=self.region,
+                endpoint_url=self.endpoint_url,
+                attempts=1,
                 connect_timeout=3,
                 read_timeout=15,
-                user_agent_extra="mcp-bastion-audit",
+                user_agent="mcp-bastion-audit",
             )
-            self._client = boto3.client("logs", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
         return self._client
 
     # -- writing ------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from bastion.aws.clients import aws_client
 from bastion.config import Settings
 from bastion.doctor.local import check_database
 from bastion.doctor.result import CLOCK_SKEW_LIMIT_SECONDS, CheckResult, error_text, fail_result, ok_result, skip_result
@@ -83,19 +84,18 @@ def _check_sqlite_audit(settings: Settings) -> CheckResult:
 
 
 def _check_cloudwatch(settings: Settings, timeout: float) -> CheckResult:
-    import boto3
-    from botocore.config import Config
-
     cloudwatch = settings.audit.cloudwatch
     check = "audit sink cloudwatch"
     if not cloudwatch.log_group:
         return fail_result(check, "no log group configured", "set BASTION_AUDIT__CLOUDWATCH__LOG_GROUP")
-    config = Config(
-        connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"}
-    )
     try:
-        client = boto3.client(
-            "logs", region_name=cloudwatch.region, endpoint_url=cloudwatch.endpoint_url, config=config
+        client = aws_client(
+            "logs",
+            region=cloudwatch.region,
+            endpoint_url=cloudwatch.endpoint_url,
+            attempts=1,
+            connect_timeout=timeout,
+            read_timeout=timeout,
         )
         client.describe_log_streams(logGroupName=cloudwatch.log_group, limit=1)
     except Exception as exc:

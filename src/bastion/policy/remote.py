@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from bastion.aws.clients import aws_client
 from bastion.config import Settings
 from bastion.errors import ConfigError, Unavailable
 from bastion.policy.engine import Policy
@@ -66,11 +67,7 @@ class PolicyFetcher(Protocol):
 
 
 def _client(service: str) -> Any:
-    from boto3.session import Session
-    from botocore.config import Config
-
-    config = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10)
-    return Session().client(service, config=config)
+    return aws_client(service, attempts=2, connect_timeout=3, read_timeout=10)
 
 
 def _error_code(exc: Exception) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import threading
 from typing import Any
 
+from bastion.aws.clients import aws_client
 from bastion.errors import Unavailable
 from bastion.secrets.base import Secret, SecretNotFound
 
@@ -40,17 +41,14 @@ class AwsSecretsProvider:
         # Built once, lazily (tens of milliseconds); boto3 clients are thread-safe, building them is not.
         with self._client_lock:
             if self._client is None:
-                from boto3.session import Session
-                from botocore.config import Config
-
-                config = Config(
-                    retries={"total_max_attempts": 2, "mode": "standard"},
+                self._client = aws_client(
+                    "secretsmanager",
+                    region=self.region,
+                    endpoint_url=self.endpoint_url,
+                    attempts=2,
                     connect_timeout=3,
                     read_timeout=5,
-                    user_agent_extra="mcp-bastion-secrets",
-                )
-                self._client = Session().client(
-                    "secretsmanager", region_name=self.region, endpoint_url=self.endpoint_url, config=config
+                    user_agent="mcp-bastion-secrets",
                 )
             return self._client
 
