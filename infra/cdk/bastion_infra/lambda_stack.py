@@ -23,14 +23,13 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .monitoring import BastionMonitoring, PlatformMetrics
 from .nag import acknowledge
 from .network import BastionNetwork
 from .policy import PolicySource
-from .security import bastion_key, encrypted_log_group
+from .security import bastion_key, encrypted_log_group, github_app_key_secret
 from .settings import LambdaSettings, bootstrap_repositories
 from .waf import RateLimitedWebAcl
 
@@ -77,13 +76,7 @@ class BastionLambdaStack(Stack):
             days=settings.audit_retention_days,
             keep=True,
         )
-        self.github_key_secret = secretsmanager.Secret(
-            self,
-            "GitHubAppPrivateKey",
-            secret_name=f"{name}/github-app-private-key",
-            description="PEM private key of the GitHub App (replace the placeholder: docs/deploy-aws.md)",
-            encryption_key=self.key,
-        )
+        self.github_key_secret = github_app_key_secret(self, name=name, key=self.key)
         self.policy = PolicySource(self, "Policy", name=f"{prefix}/policy", policy_file=settings.policy_file)
         self.network = self._network(name, prefix) if settings.in_vpc else None
 

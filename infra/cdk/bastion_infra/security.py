@@ -1,4 +1,4 @@
-"""The customer-managed KMS key and the CloudWatch log groups it encrypts."""
+"""The customer-managed KMS key and what it encrypts in both stacks: log groups and the GitHub App's secret."""
 
 # pyright: reportArgumentType=false
 # (jsii bindings: a CDK class and its own interface differ in parameter names, e.g. Key.add_alias(alias_name)
@@ -10,9 +10,10 @@ from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-__all__ = ["bastion_key", "encrypted_log_group", "retention"]
+__all__ = ["bastion_key", "encrypted_log_group", "github_app_key_secret", "retention"]
 
 _RETENTION_BY_DAYS = {
     1: logs.RetentionDays.ONE_DAY,
@@ -94,4 +95,15 @@ def encrypted_log_group(
         encryption_key=key,
         retention=retention(days),
         removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+    )
+
+
+def github_app_key_secret(scope: Construct, *, name: str, key: kms.IKey) -> secretsmanager.Secret:
+    """The secret the operator puts the GitHub App's PEM key into after the first deployment."""
+    return secretsmanager.Secret(
+        scope,
+        "GitHubAppPrivateKey",
+        secret_name=f"{name}/github-app-private-key",
+        description="PEM private key of the GitHub App (replace the placeholder: docs/deploy-aws.md)",
+        encryption_key=key,
     )

@@ -28,7 +28,7 @@ from .monitoring import BastionMonitoring, PlatformMetrics
 from .nag import acknowledge
 from .network import BastionNetwork
 from .policy import PolicySource
-from .security import bastion_key, encrypted_log_group
+from .security import bastion_key, encrypted_log_group, github_app_key_secret
 from .settings import ServiceSettings, bootstrap_repositories
 from .state import SharedState
 from .waf import RateLimitedWebAcl
@@ -72,13 +72,7 @@ class BastionServiceStack(Stack):
             days=settings.audit_retention_days,
             keep=True,
         )
-        self.github_key_secret = secretsmanager.Secret(
-            self,
-            "GitHubAppPrivateKey",
-            secret_name=f"{name}/github-app-private-key",
-            description="PEM private key of the GitHub App (replace the placeholder: docs/deploy-aws.md)",
-            encryption_key=self.key,
-        )
+        self.github_key_secret = github_app_key_secret(self, name=name, key=self.key)
         self.policy = PolicySource(self, "Policy", name=f"{settings.prefix}/policy", policy_file=settings.policy_file)
 
         self.alb_security_group = ec2.SecurityGroup(
