@@ -3,11 +3,10 @@ here), a fresh database per test that asks for one."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 
 import pytest
-from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_server
+from tests.support.moto import MotoServer, moto_with_fake_credentials
 from tests.support.postgres import PostgresServer, postgres_server
 
 
@@ -25,14 +24,5 @@ def postgres_url(postgres: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Generator[MotoServer]:
     """A real moto_server for CloudWatch Logs, with fake credentials in the environment while it runs."""
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    try:
-        with moto_server(tmp_path_factory.mktemp("moto")) as server:
-            yield server
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with moto_with_fake_credentials(tmp_path_factory.mktemp("moto")) as server:
+        yield server

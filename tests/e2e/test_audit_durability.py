@@ -25,7 +25,7 @@ import httpx2
 import pytest
 from tests.audit.helpers import spooled
 from tests.support.gitrepo import git
-from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_server
+from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_with_fake_credentials
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.server import free_port
 
@@ -199,17 +199,8 @@ def own_postgres() -> Generator[PostgresServer]:
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Generator[MotoServer]:
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    try:
-        with moto_server(tmp_path_factory.mktemp("moto")) as server:
-            yield server
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with moto_with_fake_credentials(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 def test_no_event_is_lost_when_the_server_is_killed_right_after_answering(

@@ -4,7 +4,6 @@ version / ETag in the background, an unreachable store and a broken version keep
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Generator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_server
+from tests.support.moto import MotoServer, moto_with_fake_credentials
 
 from bastion.config import PolicySettings, Settings
 from bastion.errors import ConfigError
@@ -51,17 +50,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Generator[MotoServer]:
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    try:
-        with moto_server(tmp_path_factory.mktemp("moto-policy")) as server:
-            yield server
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with moto_with_fake_credentials(tmp_path_factory.mktemp("moto-policy")) as server:
+        yield server
 
 
 _ONE_TRY = Config(retries={"total_max_attempts": 1})
@@ -125,38 +115,29 @@ def test_an_s3_object_is_revalidated_by_etag(moto: MotoServer) -> None:
 def test_an_unreachable_store_and_a_broken_version_keep_the_last_good_policy(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    try:
-        with moto_server(tmp_path / "moto") as own:
-            ssm = boto3.client("ssm", endpoint_url=own.endpoint_url, config=_ONE_TRY)
-            ssm.put_parameter(Name="/p", Value=policy_text("acme/api"), Type="String")
-            policy = RemotePolicy(SsmPolicyParameter("/p", client=ssm), check_interval=0)
-            own.stop()
-            assert policy.refresh() is False
-            assert _allows(policy)
-            assert policy.last_error is not None
-            assert "cannot reach SSM for the policy ssm:/p" in policy.last_error
-            assert "keeping the policy loaded at" in policy.last_error
-            own.restart()
-            ssm.put_parameter(Name="/p", Value="version: 1\nrules: [{name: x}]\n", Type="String", Overwrite=True)
-            assert policy.refresh() is False
-            assert _allows(policy)
-            assert policy.last_error is not None
-            assert policy.last_error.startswith("version 2 is invalid, still serving version 1: ssm:/p@2")
-            errors = caplog.text.count("policy reload from ssm:/p failed")
-            assert policy.refresh() is False  # the same broken version is not parsed or reported again
-            assert caplog.text.count("policy reload from ssm:/p failed") == errors
-            ssm.put_parameter(Name="/p", Value=policy_text("acme/other"), Type="String", Overwrite=True)
-            assert policy.refresh() is True
-            assert policy.last_error is None
-            assert not _allows(policy)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with moto_with_fake_credentials(tmp_path / "moto") as own:
+        ssm = boto3.client("ssm", endpoint_url=own.endpoint_url, config=_ONE_TRY)
+        ssm.put_parameter(Name="/p", Value=policy_text("acme/api"), Type="String")
+        policy = RemotePolicy(SsmPolicyParameter("/p", client=ssm), check_interval=0)
+        own.stop()
+        assert policy.refresh() is False
+        assert _allows(policy)
+        assert policy.last_error is not None
+        assert "cannot reach SSM for the policy ssm:/p" in policy.last_error
+        assert "keeping the policy loaded at" in policy.last_error
+        own.restart()
+        ssm.put_parameter(Name="/p", Value="version: 1\nrules: [{name: x}]\n", Type="String", Overwrite=True)
+        assert policy.refresh() is False
+        assert _allows(policy)
+        assert policy.last_error is not None
+        assert policy.last_error.startswith("version 2 is invalid, still serving version 1: ssm:/p@2")
+        errors = caplog.text.count("policy reload from ssm:/p failed")
+        assert policy.refresh() is False  # the same broken version is not parsed or reported again
+        assert caplog.text.count("policy reload from ssm:/p failed") == errors
+        ssm.put_parameter(Name="/p", Value=policy_text("acme/other"), Type="String", Overwrite=True)
+        assert policy.refresh() is True
+        assert policy.last_error is None
+        assert not _allows(policy)
 
 
 def test_no_policy_at_start_refuses_to_start(moto: MotoServer) -> None:

@@ -3,25 +3,16 @@ environment while it runs); tests that kill it start their own."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator
 
 import pytest
-from tests.support.moto import AWS_TEST_ENV, MotoServer, moto_server
+from tests.support.moto import MotoServer, fake_aws_credentials, moto_server
 
 
 @pytest.fixture(scope="session")
 def aws_env() -> Generator[None]:
-    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
-    os.environ.update(AWS_TEST_ENV)
-    try:
+    with fake_aws_credentials():
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

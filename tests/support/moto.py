@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tests.support.server import free_port
 
-__all__ = ["MotoServer", "TcpRelay", "moto_server"]
+__all__ = ["MotoServer", "TcpRelay", "fake_aws_credentials", "moto_server", "moto_with_fake_credentials"]
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -162,3 +162,25 @@ def moto_server(directory: Path) -> Generator[MotoServer]:
         yield server
     finally:
         server.close()
+
+
+@contextlib.contextmanager
+def fake_aws_credentials() -> Generator[None]:
+    """AWS_TEST_ENV in the environment while the block runs, then the environment as it was."""
+    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
+    os.environ.update(AWS_TEST_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def moto_with_fake_credentials(directory: Path) -> Generator[MotoServer]:
+    """A moto_server, with the fake credentials boto3 needs in the environment while it runs."""
+    with fake_aws_credentials(), moto_server(directory) as server:
+        yield server
