@@ -19,12 +19,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, Implementation
 from starlette.applications import Starlette
 from tests.support.gitrepo import git
+from tests.support.served import ServedBastion
 from tests.support.server import serve_app
 
-from bastion.app import Runtime, create_app
+from bastion.app import create_app
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
 from bastion.auth.keys import KeyStore
 from bastion.config import Settings
 from bastion.demo import DEMO_POLICY
@@ -101,7 +100,7 @@ def _facts(remotes: dict[str, Path]) -> DemoFacts:
 
 
 @dataclass
-class Deployment:
+class Deployment(ServedBastion):
     """A running server and everything it was built from."""
 
     settings: Settings
@@ -112,26 +111,6 @@ class Deployment:
     facts: DemoFacts
     keys: dict[str, str] = field(default_factory=dict[str, str])  # label -> plaintext key
     key_ids: dict[str, str] = field(default_factory=dict[str, str])
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.url}/mcp"
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    async def flush(self) -> None:
-        assert await self.runtime.audit.flush(10), "the audit pipeline did not write within 10 s"
-
-    async def audit(self, **query: Any) -> list[AuditEvent]:
-        """Audit events as stored in the SQLite audit database (after a flush), oldest first."""
-        await self.flush()
-        sink = SqliteAuditSink(self.settings.audit_db)
-        try:
-            return [event for _, event in sink.query(AuditQuery(limit=100_000, **query))]
-        finally:
-            sink.close()
 
     async def audit_for(self, request_id: str) -> list[AuditEvent]:
         return [event for event in await self.audit() if event.request_id == request_id]

@@ -15,12 +15,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
+from tests.support.served import ServedBastion
 from tests.support.server import serve_app
 
-from bastion.app import Runtime, create_app
-from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
+from bastion.app import create_app
 from bastion.auth.keys import KeyStore
 from bastion.config import AuthSettings, RateLimitSettings, ServerSettings, Settings
 from bastion.demo import DEMO_POLICY
@@ -38,28 +36,11 @@ _ids = itertools.count(1)
 
 
 @dataclass
-class Served:
+class Served(ServedBastion):
     settings: Settings
     app: Starlette
     url: str
     keys: dict[str, str] = field(default_factory=dict[str, str])  # label -> plaintext API key
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.url}/mcp"
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    async def audit(self, **query: Any) -> list[AuditEvent]:
-        """Events as stored in the audit database (after a flush), oldest first."""
-        assert await self.runtime.audit.flush(10), "the audit pipeline did not write within 10 s"
-        sink = SqliteAuditSink(self.settings.audit_db)
-        try:
-            return [event for _, event in sink.query(AuditQuery(limit=100_000, **query))]
-        finally:
-            sink.close()
 
 
 @contextlib.contextmanager

@@ -25,12 +25,10 @@ from starlette.applications import Starlette
 from tests.security.planted import Planted
 from tests.support.git_http import serve_git_http
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
+from tests.support.served import ServedBastion
 from tests.support.server import serve_app
 
-from bastion.app import Runtime, create_app
-from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
+from bastion.app import create_app
 from bastion.auth.keys import KeyStore
 from bastion.config import Settings
 from bastion.repos.sync import add_repository
@@ -235,29 +233,13 @@ def _build_strict(work: WorkRepo, planted: Planted, layout: Layout) -> None:
 
 
 @dataclass
-class Deployment:
+class Deployment(ServedBastion):
     settings: Settings
     app: Starlette
     url: str
     key: str
     planted: Planted
     layout: Layout
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.url}/mcp"
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    async def audit(self) -> list[AuditEvent]:
-        assert await self.runtime.audit.flush(10), "the audit pipeline did not write within 10 s"
-        sink = SqliteAuditSink(self.settings.audit_db)
-        try:
-            return [event for _, event in sink.query(AuditQuery(limit=100_000))]
-        finally:
-            sink.close()
 
 
 def _issue_key(settings: Settings) -> str:

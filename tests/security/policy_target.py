@@ -23,12 +23,11 @@ from mcp_types import CallToolResult, Implementation
 from starlette.applications import Starlette
 from tests.support.git_http import serve_git_http
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
+from tests.support.served import ServedBastion
 from tests.support.server import serve_app
 
-from bastion.app import Runtime, create_app
+from bastion.app import create_app
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
 from bastion.auth.keys import KeyStore
 from bastion.config import Settings
 from bastion.repos.sync import add_repository, sync_repository
@@ -104,7 +103,7 @@ PASSWD_LINE = _passwd_first_line()
 
 
 @dataclass
-class Target:
+class Target(ServedBastion):
     """The running deployment and the facts about what it serves."""
 
     settings: Settings
@@ -116,24 +115,8 @@ class Target:
     sha: dict[str, str] = field(default_factory=dict[str, str])  # label -> object id
     canaries: list[bytes] = field(default_factory=list[bytes])
 
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.url}/mcp"
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
     def mirror(self, name: str) -> Path:
         return self.settings.data_dir / "mirrors" / f"{name}.git"
-
-    async def audit(self) -> list[AuditEvent]:
-        assert await self.runtime.audit.flush(10), "the audit pipeline did not write within 10 s"
-        sink = SqliteAuditSink(self.settings.audit_db)
-        try:
-            return [event for _, event in sink.query(AuditQuery(limit=100_000))]
-        finally:
-            sink.close()
 
 
 def _when(day: int) -> datetime:
