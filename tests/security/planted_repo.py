@@ -18,21 +18,19 @@ import asyncio
 import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
 from tests.security.planted import Planted
 from tests.support.git_http import serve_git_http
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
-from tests.support.served import ServedBastion
+from tests.support.served import ServedBastion, issue_key
 from tests.support.server import serve_app
 
 from bastion.app import create_app
-from bastion.auth.keys import KeyStore
 from bastion.config import Settings
 from bastion.repos.sync import add_repository
-from bastion.store.db import open_state
 
 __all__ = ["APP", "POLICY", "STRICT", "ClipLine", "Deployment", "Layout", "deploy_planted"]
 
@@ -242,17 +240,6 @@ class Deployment(ServedBastion):
     layout: Layout
 
 
-def _issue_key(settings: Settings) -> str:
-    engine = open_state(settings)
-    try:
-        _, key = KeyStore(engine).create(
-            SUBJECT, groups=("eng",), expires_at=datetime.now(UTC) + timedelta(days=1), description="content guard"
-        )
-    finally:
-        engine.dispose()
-    return key
-
-
 @contextlib.contextmanager
 def deploy_planted(base: Path, planted: Planted, *, redact_secrets: bool = True) -> Generator[Deployment]:
     """Build both repositories, serve them over smart HTTP, mirror them, write the policy, issue a key and run the
@@ -285,7 +272,7 @@ def deploy_planted(base: Path, planted: Planted, *, redact_secrets: bool = True)
 
         asyncio.run(mirror_all())
         settings.policy_file.write_text(POLICY)
-        key = _issue_key(settings)
+        key = issue_key(settings, SUBJECT, groups=("eng",), description="content guard")
         app = create_app(settings)
         with serve_app(app) as url:
             yield Deployment(settings, app, url, key, planted, layout)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,13 @@ from mcp_types import CallToolResult, Implementation
 from starlette.applications import Starlette
 from tests.support.git_http import serve_git_http
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
-from tests.support.served import ServedBastion
+from tests.support.served import ServedBastion, issue_key
 from tests.support.server import serve_app
 
 from bastion.app import create_app
 from bastion.audit.event import AuditEvent
-from bastion.auth.keys import KeyStore
 from bastion.config import Settings
 from bastion.repos.sync import add_repository, sync_repository
-from bastion.store.db import open_state
 
 __all__ = [
     "APP",
@@ -185,17 +183,6 @@ def _publish(base: Path, served: Path, outside: Path) -> tuple[dict[str, Path], 
     return remotes, sha
 
 
-def _issue_key(settings: Settings) -> str:
-    engine = open_state(settings)
-    try:
-        _, key = KeyStore(engine).create(
-            SUBJECT, groups=("eng",), expires_at=datetime.now(UTC) + timedelta(days=1), description="red team"
-        )
-    finally:
-        engine.dispose()
-    return key
-
-
 @contextlib.contextmanager
 def deploy_target(base: Path) -> Generator[Target]:
     """Build, serve over smart HTTP, mirror and run everything; yields the running Target."""
@@ -220,7 +207,7 @@ def deploy_target(base: Path) -> Generator[Target]:
 
         asyncio.run(mirror_all())
         settings.policy_file.write_text(POLICY)
-        key = _issue_key(settings)
+        key = issue_key(settings, SUBJECT, groups=("eng",), description="red team")
         canaries = [
             line.encode()
             for line in (

@@ -3,6 +3,7 @@ events it stored (after a flush of the pipeline)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,9 +12,11 @@ from bastion.app import Runtime
 from bastion.audit.event import AuditEvent
 from bastion.audit.sink import AuditQuery
 from bastion.audit.sqlite import SqliteAuditSink
+from bastion.auth.keys import KeyStore
 from bastion.config import Settings
+from bastion.store.db import open_state
 
-__all__ = ["ServedBastion"]
+__all__ = ["ServedBastion", "issue_key"]
 
 
 class ServedBastion:
@@ -42,3 +45,15 @@ class ServedBastion:
             return [event for _, event in sink.query(AuditQuery(limit=100_000, **query))]
         finally:
             sink.close()
+
+
+def issue_key(settings: Settings, subject: str, *, groups: tuple[str, ...], description: str) -> str:
+    """A day-long API key for `subject` in the deployment's state store; the plaintext key."""
+    engine = open_state(settings)
+    try:
+        _, key = KeyStore(engine).create(
+            subject, groups=groups, expires_at=datetime.now(UTC) + timedelta(days=1), description=description
+        )
+    finally:
+        engine.dispose()
+    return key
