@@ -178,11 +178,14 @@ async def get_commit(
     if detail != "none":
         header.append("")
         header.extend(_file_lines(files))
-    if hidden:
-        header.append(f"({hidden} files hidden by policy)")
-    if found.files_truncated:
-        header.append(_INCOMPLETE)
+    header.extend(_file_list_notes(hidden, found.files_truncated))
     return result(out, "\n".join(header))
+
+
+def _file_list_notes(hidden: int, incomplete: bool) -> list[str]:
+    """What the text of a commit or a comparison says about files it does not list."""
+    notes = [f"({hidden} files hidden by policy)"] if hidden else []
+    return [*notes, _INCOMPLETE] if incomplete else notes
 
 
 async def compare_refs(
@@ -237,8 +240,5 @@ async def compare_refs(
     header.extend(f"{c.sha[:12]} {c.subject}" for c in commits)
     header.append("")
     header.extend(_file_lines(files))
-    if hidden:
-        header.append(f"({hidden} files hidden by policy)")
-    if found.files_truncated:
-        header.append(_INCOMPLETE)
+    header.extend(_file_list_notes(hidden, found.files_truncated))
     return result(out, "\n".join(header))
