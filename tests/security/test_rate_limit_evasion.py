@@ -7,32 +7,16 @@ key, another protocol era or a forged X-Forwarded-For buy nothing. Run against i
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
 import pytest
 from tests.ratelimit.harness import Served, jsonrpc, serve_bastion, tool_call
-from tests.support.redis_server import RedisServer, redis_server
 
 from bastion.config import AuthSettings, OidcSettings, RateLimitSettings, ServerSettings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Generator[RedisServer]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(params=["memory", "redis"])
-def storage_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return "memory://"
-    server: RedisServer = request.getfixturevalue("redis")
-    assert server.command("FLUSHALL").startswith(b"+OK")
-    return server.url
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -21,7 +20,7 @@ from bastion.auth.keys import KeyStore, parse_key_id
 from bastion.config import Settings
 from bastion.errors import Unauthenticated
 from bastion.principal import Principal
-from bastion.store.db import api_keys, open_state, write_transaction
+from bastion.store.db import api_keys, write_transaction
 from bastion.transport.authn import PRINCIPAL_KEY, AuthenticationMiddleware
 from bastion.transport.edge import EdgeMiddleware
 
@@ -41,23 +40,6 @@ async def _whoami(scope: Scope, receive: Receive, send: Send) -> None:
     ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = open_state(settings)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def store(engine: Engine) -> KeyStore:
-    return KeyStore(engine)
 
 
 @pytest.fixture
