@@ -21,13 +21,12 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, Implementation
+from starlette.applications import Starlette
 from tests.support.oidc import IdentityProvider, TestKey, ec_key, identity_provider, rsa_key, sign
+from tests.support.served import ServedBastion
 from tests.support.server import free_port, serve_app
 
-from bastion.app import Runtime, create_app
-from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery
-from bastion.audit.sqlite import SqliteAuditSink
+from bastion.app import create_app
 from bastion.config import AuthSettings, OidcSettings, Settings
 from bastion.demo_repos import build_demo_repositories
 from bastion.repos.sync import add_repository
@@ -55,23 +54,11 @@ rules:
 
 
 @dataclass
-class Deployment:
+class Deployment(ServedBastion):
     settings: Settings
-    runtime: Runtime
+    app: Starlette
     url: str
     idp: IdentityProvider
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.url}/mcp"
-
-    async def audit(self) -> list[AuditEvent]:
-        assert await self.runtime.audit.flush(10), "the audit pipeline did not write within 10 s"
-        sink = SqliteAuditSink(self.settings.audit_db)
-        try:
-            return [event for _, event in sink.query(AuditQuery(limit=100_000))]
-        finally:
-            sink.close()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +100,7 @@ def deployment(tmp_path: Path, origins: dict[str, Path], rs256: TestKey) -> Gene
         settings.policy_file.write_text(POLICY)
         app = create_app(settings)
         with serve_app(app, port=port) as url:
-            yield Deployment(settings, app.state.runtime, url, idp)
+            yield Deployment(settings, app, url, idp)
 
 
 @contextlib.asynccontextmanager
