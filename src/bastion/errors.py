@@ -62,10 +62,12 @@ class AccessDenied(BastionError):
     title = "access denied"
     http_status = 403
 
-    def __init__(self, reason: str, *, rule: str | None = None) -> None:
+    def __init__(self, reason: str, *, rule: str | None = None, audit_only: dict[str, str] | None = None) -> None:
         super().__init__(reason, reason=reason, rule=rule)
         self.reason = reason
         self.rule = rule
+        # Facts for the audit record that the caller must not learn (never part of `details`, which is sent).
+        self.audit_only: dict[str, str] = audit_only or {}
 
 
 class Unauthenticated(BastionError):

@@ -156,8 +156,10 @@ async def test_missing_refs_and_paths(refuse: Refusals, deployment: Deployment) 
     )
     missing_sha = "0123456789abcdef0123456789abcdef01234567"
     assert missing_sha not in deployment.facts.handbook.values()
-    assert await refuse("list_commits", "not_found", **HANDBOOK, ref=missing_sha) == (
-        f"not found: ref '{missing_sha}' not found in acme/handbook (no commit has that SHA)"
+    # Refused in the words used for a commit the caller may not reach (tests/tools/test_access.py says why).
+    assert await refuse("list_commits", "denied", **HANDBOOK, ref=missing_sha) == (
+        f"access denied: commit {missing_sha[:12]} is not reachable from any branch or tag you may read in "
+        "acme/handbook (allowed: main, dev, feature/search-ranking, v1.0, v1.1), or no commit has that id"
     )
     assert await refuse("compare_refs", "not_found", **HANDBOOK, base="main", head="release/9.9") == (
         "not found: ref 'release/9.9' not found in acme/handbook"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -291,6 +291,7 @@ class _Expected:
     decision: str
     reason: str
     rule: str | None
+    audited: dict[str, str]
 
 
 _TITLES = {"denied": "access denied", "invalid_input": "invalid input", "not_found": "not found"}
@@ -339,8 +340,12 @@ class Prober:
         assert probe.text == f"{_TITLES[outcome]}: {reason}", f"{tool}({arguments!r})"
         if decision is None:
             decision = "deny" if outcome == "denied" else "none"
-        self.expected.append(_Expected(probe.request_id, tool, outcome, decision, reason, rule))
+        self.expected.append(_Expected(probe.request_id, tool, outcome, decision, reason, rule, {}))
         return probe
+
+    def audited(self, metadata: dict[str, str]) -> None:
+        """The last refusal's audit record must also carry `metadata`: facts only the audit record has."""
+        self.expected[-1] = replace(self.expected[-1], audited=metadata)
 
     async def allowed(self, tool: str, **arguments: Any) -> dict[str, Any]:
         probe = await self.call(tool, **arguments)
@@ -360,6 +365,7 @@ class Prober:
             event = events[0]
             got = (event.tool, event.outcome, event.decision, event.reason, event.rule)
             assert got == (want.tool, want.outcome, want.decision, want.reason, want.rule), want.request_id
+            assert {k: event.metadata.get(k) for k in want.audited} == want.audited, want.request_id
             assert (event.subject, event.bytes_returned) == (SUBJECT, 0)
             raw_event = event.model_dump_json().encode()
             assert not [c for c in self.target.canaries if c in raw_event], f"audit record leaks: {raw_event!r}"

@@ -361,23 +361,31 @@ async def test_search_never_finds_text_reachable_only_through_a_symlink(probe: P
 # -- refs and SHAs -------------------------------------------------------------------------------------------------
 
 
+def unreachable(spelling: str, operation: str = "read") -> str:
+    """The one refusal for a commit id the caller may not use, whether or not the commit exists."""
+    return (
+        f"commit {spelling[:12]} is not reachable from any branch or tag you may {operation} in acme/app "
+        "(allowed: main, release/1.0), or no commit has that id"
+    )
+
+
 async def test_a_commit_only_on_a_denied_branch(probe: Prober, target: Target) -> None:
     """A raw SHA is allowed only if reachable from a branch or tag the caller may use; full, abbreviated,
     upper-case, or the id of an annotated tag that points at it, through every tool that takes a ref."""
     wip = target.sha["wip"]
-    denied = (
-        f"commit {wip[:12]} is not reachable from any branch or tag you may read in acme/app "
-        "(allowed: main, release/1.0)"
-    )
+    denied = unreachable(wip)
     for spelling in (wip, wip[:12], wip[:7], wip.upper(), target.sha["wip_tag_object"]):
-        await probe.refused("get_file_contents", "denied", denied, **APP, path="wip/plan.txt", ref=spelling)
-    await probe.refused("get_repository_tree", "denied", denied, **APP, ref=wip[:10])
+        await probe.refused(
+            "get_file_contents", "denied", unreachable(spelling), **APP, path="wip/plan.txt", ref=spelling
+        )
+        probe.audited({"commit": wip})
+    await probe.refused("get_repository_tree", "denied", unreachable(wip[:10]), **APP, ref=wip[:10])
     await probe.refused("list_commits", "denied", denied, **APP, ref=wip)
     await probe.refused("get_commit", "denied", denied, **APP, sha=wip, detail="none")
     diff_denied = denied.replace("you may read", "you may diff")
     await probe.refused("get_commit", "denied", diff_denied, **APP, sha=wip, detail="full_patch")
     await probe.refused("compare_refs", "denied", diff_denied, **APP, base="main", head=wip)
-    await probe.refused("compare_refs", "denied", diff_denied, **APP, base=wip[:8], head="main")
+    await probe.refused("compare_refs", "denied", unreachable(wip[:8], "diff"), **APP, base=wip[:8], head="main")
     await probe.refused("search_code", "denied", denied.replace("you may read", "you may search"),
                         query="WIP", repo="acme/app", ref=wip)  # fmt: skip
     await probe.refused(
@@ -414,20 +422,17 @@ async def test_a_commit_only_on_a_denied_branch(probe: Prober, target: Target) -
 
 
 async def test_trees_and_blobs_are_not_commits(probe: Prober, target: Target) -> None:
-    """A SHA must name a commit (`<sha>^{commit}`): the root tree's or the denied file's blob id reads nothing,
-    and `rev:path` syntax is refused outright."""
+    """A SHA must name a commit (`<sha>^{commit}`): the root tree's or the denied file's blob id reads nothing
+    and is refused like an unknown commit, and `rev:path` syntax is refused outright."""
     allowed_repo = {"decision": "allow", "rule": RULE}
+    unknown = {"commit": "no commit has that id"}
     for label in ("main_tree", "secret_blob"):
         oid = target.sha[label]
         for ref in (oid, oid[:12]):
-            await probe.refused(
-                "get_file_contents", "not_found", f"ref '{ref}' not found in acme/app (no commit has that SHA)",
-                **allowed_repo, **APP, path="README.md", ref=ref,
-            )  # fmt: skip
-        await probe.refused(
-            "get_commit", "not_found", f"ref '{oid}' not found in acme/app (no commit has that SHA)",
-            **allowed_repo, **APP, sha=oid,
-        )  # fmt: skip
+            await probe.refused("get_file_contents", "denied", unreachable(ref), **APP, path="README.md", ref=ref)
+            probe.audited(unknown)
+        await probe.refused("get_commit", "denied", unreachable(oid), **APP, sha=oid)
+        probe.audited(unknown)
     for ref in ("main:secrets/prod.env", f"{target.sha['main']}:secrets/prod.env", ":secrets/prod.env"):
         await probe.refused(
             "get_file_contents", "invalid_input", f"ref '{ref}' contains ':', which refs cannot contain",
@@ -530,8 +535,9 @@ async def test_mirrors_never_fetch_pull_request_refs(target: Target) -> None:
     assert objects == f"{pull} missing"
 
 
-async def test_pull_request_refs_and_their_commits_are_not_found(probe: Prober, target: Target) -> None:
-    """What a pull request holds cannot be named: not by its ref, not by its commit's SHA."""
+async def test_pull_request_refs_and_their_commits_cannot_be_named(probe: Prober, target: Target) -> None:
+    """What a pull request holds cannot be named: not by its ref, not by its commit's SHA (never fetched, so
+    refused like any commit the caller cannot reach)."""
     pull = target.sha["pull"]
     allowed_repo = {"decision": "allow", "rule": RULE}
     for ref in ("refs/pull/1/head", "refs/pull/1/merge", "refs/pull/2/head", "pull/1/head"):
@@ -539,15 +545,12 @@ async def test_pull_request_refs_and_their_commits_are_not_found(probe: Prober, 
             "get_file_contents", "not_found", f"ref '{ref}' not found in acme/app",
             **allowed_repo, **APP, path="pr.txt", ref=ref,
         )  # fmt: skip
+    unknown = {"commit": "no commit has that id"}
     for ref in (pull, pull[:12]):
-        await probe.refused(
-            "get_file_contents", "not_found", f"ref '{ref}' not found in acme/app (no commit has that SHA)",
-            **allowed_repo, **APP, path="pr.txt", ref=ref,
-        )  # fmt: skip
-    await probe.refused(
-        "get_commit", "not_found", f"ref '{pull}' not found in acme/app (no commit has that SHA)",
-        **allowed_repo, **APP, sha=pull,
-    )  # fmt: skip
+        await probe.refused("get_file_contents", "denied", unreachable(ref), **APP, path="pr.txt", ref=ref)
+        probe.audited(unknown)
+    await probe.refused("get_commit", "denied", unreachable(pull), **APP, sha=pull)
+    probe.audited(unknown)
     await probe.verify_audit()
 
 

@@ -212,8 +212,10 @@ async def test_a_sha_only_on_a_denied_branch_is_denied_naming_the_allowed_refs(
     with pytest.raises(AccessDenied) as caught:
         await access.ref(ALICE, REPO, f1, Operation.READ)
     assert caught.value.reason == (
-        f"commit {f1[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: main)"
+        f"commit {f1[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: main), "
+        "or no commit has that id"
     )
+    assert caught.value.audit_only == {"commit": f1}
 
 
 @pytest.mark.anyio
@@ -228,7 +230,8 @@ async def test_a_sha_after_every_allowed_tag_is_denied_listing_the_tags(access: 
     with pytest.raises(AccessDenied) as caught:
         await access.ref(BOB, REPO, c3, Operation.READ)
     assert caught.value.reason == (
-        f"commit {c3[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: v0.1, v1.0)"
+        f"commit {c3[:12]} is not reachable from any branch or tag you may read in acme/widgets (allowed: v0.1, v1.0), "
+        "or no commit has that id"
     )
 
 
@@ -244,9 +247,40 @@ async def test_a_sha_where_no_ref_is_open_says_so_with_the_policy_reason(access:
 
 
 @pytest.mark.anyio
-async def test_a_sha_that_names_no_commit_is_not_found(access: Access) -> None:
-    with pytest.raises(NotFound, match="no commit has that SHA"):
-        await access.ref(CAROL, REPO, "0123456789abcdef0123456789abcdef01234567", Operation.READ)
+async def test_a_sha_that_names_no_commit_is_refused_like_one_on_a_denied_branch(
+    access: Access, widgets: Widgets
+) -> None:
+    """Otherwise the difference between the two answers tells a caller which commit ids exist on branches they may
+    not read. Only the audit record knows which it was."""
+    unknown = "0123456789abcdef0123456789abcdef01234567"
+    denied = widgets.commits["f1"]
+    answers: list[str] = []
+    for sha in (unknown, denied, unknown[:7], denied[:7]):
+        with pytest.raises(AccessDenied) as caught:
+            await access.ref(ALICE, REPO, sha, Operation.READ)
+        answers.append(caught.value.reason.replace(sha[:12], "<sha>"))
+        assert caught.value.audit_only == {"commit": denied if denied.startswith(sha) else "no commit has that id"}
+    assert (
+        answers
+        == [
+            "commit <sha> is not reachable from any branch or tag you may read in acme/widgets (allowed: main), "
+            "or no commit has that id"
+        ]
+        * 4
+    )
+    # Where no ref is open at all, the answer does not depend on the commit either.
+    dave: list[str] = []
+    for sha in (unknown, widgets.commits["c1"]):
+        with pytest.raises(AccessDenied) as caught:
+            await access.ref(DAVE, REPO, sha, Operation.READ)
+        dave.append(caught.value.reason.replace(sha[:12], "<sha>"))
+    assert dave[0] == dave[1]
+
+
+@pytest.mark.anyio
+async def test_a_name_that_is_not_a_sha_is_still_not_found(access: Access) -> None:
+    with pytest.raises(NotFound, match="ref 'no-such-branch' not found in acme/widgets"):
+        await access.ref(CAROL, REPO, "no-such-branch", Operation.READ)
 
 
 # -- path() and path_filter() --------------------------------------------------------------------------------

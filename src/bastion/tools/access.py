@@ -3,7 +3,8 @@
 The policy engine answers questions about names (`acme/api`, `refs/heads/main`, `src/app.py`); this module
 turns a caller's request into those questions, in an order that never tells a caller more than policy allows:
 the repository is checked before we look it up (so a denied caller cannot probe which repositories exist),
-the ref is resolved only inside a repository the caller may use.
+the ref is resolved only inside a repository the caller may use, and a commit id the caller may not reach is
+refused in the same words as one that does not exist.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bastion.errors import AccessDenied
+from bastion.errors import AccessDenied, NotFound
 from bastion.policy.types import AccessRequest, Decision, Operation
 from bastion.principal import Principal
 from bastion.repos.backend import RepositoryBackend
-from bastion.repos.names import validate_path, validate_ref, validate_repo_name
+from bastion.repos.names import looks_like_sha, validate_path, validate_ref, validate_repo_name
 from bastion.repos.types import RefSnapshot, ResolvedRef
 
 __all__ = ["Access", "AuthorizedRef", "PolicySource"]
@@ -108,37 +109,53 @@ class Access:
     async def ref(self, principal: Principal, repo: str, raw_ref: str | None, operation: Operation) -> AuthorizedRef:
         """Resolve `raw_ref` (None = default branch) and check policy allows `operation` on it."""
         ref = validate_ref(raw_ref) if raw_ref not in (None, "") else None
-        resolved = await self.backend.resolve(repo, ref)
-        if resolved.full_name is not None:
+        try:
+            resolved = await self.backend.resolve(repo, ref)
+        except NotFound:
+            if ref is None or not looks_like_sha(ref):
+                raise
+            # Not a branch or tag, and no commit has that id: answered exactly like a commit the caller may not
+            # reach, or the difference would tell anyone which commit ids exist on branches they may not read.
+            resolved = None
+        if resolved is not None and resolved.full_name is not None:
             decision = self.require(principal, repo, operation, ref=resolved.full_name)
             return AuthorizedRef(resolved, resolved.full_name, decision)
-        return await self._reachable(principal, repo, resolved, operation)
+        assert ref is not None  # None resolves to the default branch, which has a name
+        return await self._reachable(principal, repo, ref, resolved, operation)
 
     async def _reachable(
-        self, principal: Principal, repo: str, resolved: ResolvedRef, operation: Operation
+        self, principal: Principal, repo: str, spelled: str, resolved: ResolvedRef | None, operation: Operation
     ) -> AuthorizedRef:
+        """The ref that lets the caller use commit `resolved` (None: no such commit), or the same refusal whether
+        it exists or not. The refusal names the commit as the caller spelled it (at most 12 digits): an abbreviated
+        SHA expanded to more digits would confirm that a commit with that prefix exists."""
+        shown = spelled[:12]
         snapshot = await self.backend.refs(repo)
+        audit_only = {"commit": resolved.sha if resolved else "no commit has that id"}
         allowed: list[tuple[str, str, Decision]] = []
         for full_name, tip in _all_refs(snapshot):
             decision = self.decide(principal, repo, operation, ref=full_name)
             if decision.allowed:
-                if tip == resolved.sha:
+                if resolved is not None and tip == resolved.sha:
                     return AuthorizedRef(resolved, full_name, decision)
                 allowed.append((full_name, tip, decision))
         if not allowed:
             denial = self.decide(principal, repo, operation, ref=f"refs/heads/{snapshot.default_branch or 'main'}")
             raise AccessDenied(
-                f"commit {resolved.sha[:12]} cannot be used: no branch or tag of {repo} is open to you "
-                f"for {operation} ({denial.reason})"
+                f"commit {shown} cannot be used: no branch or tag of {repo} is open to you "
+                f"for {operation} ({denial.reason})",
+                audit_only=audit_only,
             )
-        for full_name, tip, decision in allowed:
-            if await self.backend.is_ancestor(repo, resolved.sha, tip):
-                return AuthorizedRef(resolved, full_name, decision)
+        if resolved is not None:
+            for full_name, tip, decision in allowed:
+                if await self.backend.is_ancestor(repo, resolved.sha, tip):
+                    return AuthorizedRef(resolved, full_name, decision)
         names = ", ".join(name.removeprefix("refs/heads/").removeprefix("refs/tags/") for name, _, _ in allowed[:8])
         more = f" and {len(allowed) - 8} more" if len(allowed) > 8 else ""
         raise AccessDenied(
-            f"commit {resolved.sha[:12]} is not reachable from any branch or tag you may {operation} "
-            f"in {repo} (allowed: {names}{more})"
+            f"commit {shown} is not reachable from any branch or tag you may {operation} "
+            f"in {repo} (allowed: {names}{more}), or no commit has that id",
+            audit_only=audit_only,
         )
 
     def path(

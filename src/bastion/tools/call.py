@@ -149,6 +149,8 @@ async def run_tool(
             decision, reason, rule = "allow", call.decision.reason, call.decision.rule
     except AccessDenied as exc:
         outcome, decision, reason, rule = "denied", "deny", exc.reason, exc.rule
+        if call is not None:
+            call.metadata.update(exc.audit_only)
         result = error_result(exc)
     except BastionError as exc:
         outcome, reason = _outcome(exc), exc.message
