@@ -145,6 +145,34 @@ def test_cloudwatch_sink_against_a_local_aws(data_dir: Path, tmp_path: Path, mon
         assert code == 0, human
 
 
+def test_a_policy_from_ssm_is_fetched_and_linted(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    with moto_server(tmp_path / "moto") as moto:
+        env = {"BASTION_POLICY__URL": "ssm:/mcp-bastion/doctor/policy", "AWS_ENDPOINT_URL": moto.endpoint_url}
+        code, checks, _ = doctor(data_dir, env=env)
+        policy = by_name(checks)["policy"]
+        assert code == 1
+        assert policy["detail"].startswith(
+            "cannot read the policy parameter ssm:/mcp-bastion/doctor/policy: ParameterNotFound"
+        )
+        assert "ssm:GetParameter" in policy["fix"]
+        ssm = boto3.client("ssm", endpoint_url=moto.endpoint_url, region_name="us-east-1")
+        ssm.put_parameter(Name="/mcp-bastion/doctor/policy", Value="version: 1\nrules: [{name: x}]\n", Type="String")
+        code, checks, _ = doctor(data_dir, env=env)
+        assert by_name(checks)["policy"]["detail"] == (
+            "ssm:/mcp-bastion/doctor/policy@1: line 2: rule 'x' needs 'repositories' (and 2 more)"
+        )
+        good = (data_dir / "policy.yaml").read_text()
+        ssm.put_parameter(Name="/mcp-bastion/doctor/policy", Value=good, Type="String", Overwrite=True)
+        code, checks, human = doctor(data_dir, env=env)
+        assert by_name(checks)["policy"]["status"] == "ok", human
+        assert by_name(checks)["policy"]["detail"].startswith("ssm:/mcp-bastion/doctor/policy@2 loads")
+        assert code == 0, human
+
+
 def test_rate_limit_store(data_dir: Path, tmp_path: Path) -> None:
     closed = f"redis://127.0.0.1:{free_port()}/0"
     code, checks, _ = doctor(data_dir, env={"BASTION_RATE_LIMIT__STORAGE_URL": closed})

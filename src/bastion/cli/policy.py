@@ -1,4 +1,7 @@
-"""`bastion policy check` (explain one decision) and `bastion policy lint` (find mistakes in the file)."""
+"""`bastion policy check` (explain one decision) and `bastion policy lint` (find mistakes in the file).
+
+Both read the policy the server would serve: `--file`, else `BASTION_POLICY__URL` (an SSM parameter or S3 object,
+as the server fetches it), else the policy file of the configuration."""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from bastion.cli.common import console, err_console, settings_from
-from bastion.errors import BastionError, ConfigError
+from bastion.errors import BastionError, ConfigError, Unavailable
 from bastion.policy.engine import RuleTrace, request_problem
-from bastion.policy.lint import lint_policy
-from bastion.policy.loader import load_policy
+from bastion.policy.lint import Finding, lint_policy
+from bastion.policy.loader import parse_policy, read_policy_text
+from bastion.policy.remote import read_configured_policy
 from bastion.policy.sizes import parse_size
 from bastion.policy.types import AccessRequest, Decision, Operation
 
@@ -28,7 +32,12 @@ _BAD_INPUT = 2
 
 FileOption = Annotated[
     Path | None,
-    typer.Option("--file", "-f", help="Policy YAML. Default: BASTION_POLICY__FILE or <data-dir>/policy.yaml."),
+    typer.Option(
+        "--file",
+        "-f",
+        help="Policy YAML. Default: the policy the server would load: BASTION_POLICY__URL (ssm:/s3://), else "
+        "BASTION_POLICY__FILE or <data-dir>/policy.yaml.",
+    ),
 ]
 
 
@@ -37,6 +46,13 @@ def fail(error: BastionError | str, code: int) -> typer.Exit:
     message = error.message if isinstance(error, BastionError) else error
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def policy_text(ctx: typer.Context, file: Path | None) -> tuple[str, str]:
+    """`--file`'s text, else the configured policy's; and where it came from. Raises ConfigError or Unavailable."""
+    if file is not None:
+        return read_policy_text(file), str(file)
+    return read_configured_policy(settings_from(ctx))
 
 
 def full_ref(ref: str) -> str:
@@ -60,7 +76,6 @@ def check(
 
     Exit status: 0 allowed, 1 denied, 2 bad input or an unusable policy file.
     """
-    policy_path = file or settings_from(ctx).policy_file
     try:
         size_bytes = parse_size(size) if size is not None else None
     except ValueError as exc:
@@ -78,16 +93,17 @@ def check(
     if problem is not None:
         raise fail(problem, _BAD_INPUT)
     try:
-        policy = load_policy(policy_path)
-    except ConfigError as exc:
+        text, source = policy_text(ctx, file)
+        policy = parse_policy(text, source)
+    except (ConfigError, Unavailable) as exc:
         raise fail(exc, _BAD_INPUT) from None
     decision, traces = policy.explain(request)
-    _print_decision(decision, policy_path)
+    _print_decision(decision, source)
     console.print(_trace_table(traces, decision))
     raise typer.Exit(0 if decision.allowed else 1)
 
 
-def _print_decision(decision: Decision, policy_path: Path) -> None:
+def _print_decision(decision: Decision, source: str) -> None:
     verdict = "[bold green]ALLOW[/]" if decision.allowed else "[bold red]DENY[/]"
     console.print(f"{verdict}  {escape(decision.reason)}", soft_wrap=True, highlight=False)
     console.print(f"rule:   {escape(decision.rule or '-')}", soft_wrap=True, highlight=False)
@@ -97,7 +113,7 @@ def _print_decision(decision: Decision, policy_path: Path) -> None:
             soft_wrap=True,
             highlight=False,
         )
-    console.print(f"policy: {escape(str(policy_path))}", soft_wrap=True, highlight=False)
+    console.print(f"policy: {escape(source)}", soft_wrap=True, highlight=False)
 
 
 def _trace_table(traces: list[RuleTrace], decision: Decision) -> Table:
@@ -130,11 +146,19 @@ def lint(
         typer.Option("--known-repo", help="A repository that exists (repeatable): warns about globs matching none."),
     ] = None,
 ) -> None:
-    """Report every problem in the policy file. Exit status 1 if any is an error (the server would refuse it)."""
-    policy_path = file or settings_from(ctx).policy_file
-    findings = lint_policy(policy_path, known_repos=known_repo)
+    """Report every problem in the policy. Exit status 1 if any is an error (the server would refuse it), 2 if a
+    remote policy (BASTION_POLICY__URL) cannot be fetched."""
+    try:
+        text, source = policy_text(ctx, file)
+        findings = lint_policy(text, known_repos=known_repo, source=source)
+    except ConfigError as exc:  # a file that is missing or not UTF-8, or a malformed policy.url: one finding
+        settings = settings_from(ctx)
+        source = str(file) if file is not None else settings.policy.url or str(settings.policy_file)
+        findings = [Finding("error", exc.message)]
+    except Unavailable as exc:
+        raise fail(exc, _BAD_INPUT) from None
     for finding in findings:
-        where = f"{policy_path}:{finding.line}" if finding.line else str(policy_path)
+        where = f"{source}:{finding.line}" if finding.line else source
         style = "bold red" if finding.level == "error" else "yellow"
         console.print(
             f"{escape(where)}: [{style}]{finding.level}[/]: {escape(finding.message)}", soft_wrap=True, highlight=False
@@ -142,7 +166,7 @@ def lint(
     errors = sum(finding.level == "error" for finding in findings)
     warnings = len(findings) - errors
     if not findings:
-        console.print(f"{escape(str(policy_path))}: no problems found", soft_wrap=True, highlight=False)
+        console.print(f"{escape(source)}: no problems found", soft_wrap=True, highlight=False)
     else:
         console.print(f"{errors} error(s), {warnings} warning(s)", highlight=False)
     raise typer.Exit(1 if errors else 0)

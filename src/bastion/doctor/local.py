@@ -13,7 +13,7 @@ from typing import Any
 
 from bastion.config import Settings
 from bastion.doctor.result import CheckResult, error_text, fail_result, ok_result, skip_result
-from bastion.errors import BastionError
+from bastion.errors import BastionError, ConfigError, Unavailable
 
 # -- configuration --------------------------------------------------------------------------------------------------
 
@@ -89,35 +89,45 @@ def check_data_dir(settings: Settings, timeout: float) -> list[CheckResult]:
 
 
 def check_policy(settings: Settings, timeout: float) -> list[CheckResult]:
+    """The policy the server would load (the file, or `policy.url`'s parameter or object) loads, with its lint."""
     from bastion.policy.lint import lint_policy
+    from bastion.policy.remote import read_configured_policy
     from bastion.repos.registry import Registry
 
-    url = getattr(settings.policy, "url", None)
-    if url:
-        return [skip_result("policy", f"read from {url} at start (not fetched by doctor)")]
-    path = settings.policy_file
-    if not path.exists():
+    if not settings.policy.url and not settings.policy_file.exists():
         return [
             fail_result(
-                "policy", f"{path} does not exist", "write a policy (docs/policy.md) or set BASTION_POLICY__FILE"
+                "policy",
+                f"{settings.policy_file} does not exist",
+                "write a policy (docs/policy.md) or set BASTION_POLICY__FILE",
             )
         ]
+    try:
+        text, source = read_configured_policy(settings)
+    except Unavailable as exc:
+        return [fail_result("policy", exc.message, _REMOTE_POLICY_FIX)]
+    except ConfigError as exc:
+        return [fail_result("policy", exc.message, "fix BASTION_POLICY__URL or the policy file (docs/policy.md)")]
     try:
         known = [record.name for record in Registry(settings.data_dir).records()]
     except BastionError:
         known = None
-    findings = lint_policy(path, known_repos=known)
+    findings = lint_policy(text, known_repos=known, source=source)
     errors = [finding for finding in findings if finding.level == "error"]
     warnings = len(findings) - len(errors)
     if errors:
         first = errors[0]
         where = f"line {first.line}: " if first.line else ""
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return [
-            fail_result("policy", f"{path}: {where}{first.message}{more}", f"fix it; see: bastion policy lint {path}")
-        ]
+        return [fail_result("policy", f"{source}: {where}{first.message}{more}", "fix it; see: bastion policy lint")]
     note = f"; {warnings} warning(s): bastion policy lint" if warnings else ""
-    return [ok_result("policy", f"{path} loads{note}")]
+    return [ok_result("policy", f"{source} loads{note}")]
+
+
+_REMOTE_POLICY_FIX = (
+    "check that the parameter or object exists and that this role may read it (ssm:GetParameter with kms:Decrypt "
+    "for a SecureString, or s3:GetObject); AWS_REGION and credentials come from the environment"
+)
 
 
 # -- state store ----------------------------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ class Finding:
     line: int | None = None
 
 
-def lint_policy(path_or_text: Path | str, known_repos: list[str] | None = None) -> list[Finding]:
-    """Findings for a policy file (a Path) or policy text (a str), ordered by line. `known_repos` (canonical
-    owner/repo names, e.g. the mirror registry) enables the "glob matches no repository" warning."""
+def lint_policy(
+    path_or_text: Path | str, known_repos: list[str] | None = None, *, source: str = "<string>"
+) -> list[Finding]:
+    """Findings for a policy file (a Path) or policy text (a str, from `source`), ordered by line. `known_repos`
+    (canonical owner/repo names, e.g. the mirror registry) enables the "glob matches no repository" warning."""
     if isinstance(path_or_text, Path):
         try:
             text = read_policy_text(path_or_text)
@@ -40,7 +42,7 @@ def lint_policy(path_or_text: Path | str, known_repos: list[str] | None = None) 
             return [Finding("error", exc.message)]
         parsed = parse_document(text, str(path_or_text))
     else:
-        parsed = parse_document(path_or_text)
+        parsed = parse_document(path_or_text, source)
     findings = [Finding("error", problem.message, problem.line) for problem in parsed.problems]
     findings += _file_warnings(parsed)
     for index, rule in enumerate(parsed.rules):

@@ -24,7 +24,7 @@ from bastion.aws.clients import aws_client
 from bastion.config import Settings
 from bastion.errors import ConfigError, Unavailable
 from bastion.policy.engine import Policy
-from bastion.policy.loader import PolicyFile, parse_policy
+from bastion.policy.loader import PolicyFile, parse_policy, read_policy_text
 
 __all__ = [
     "FetchedPolicy",
@@ -35,6 +35,7 @@ __all__ = [
     "SsmPolicyParameter",
     "fetcher_for_url",
     "open_policy_source",
+    "read_configured_policy",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,3 +239,15 @@ def open_policy_source(settings: Settings) -> PolicySource:
     if settings.policy.url:
         return RemotePolicy(fetcher_for_url(settings.policy.url), settings.policy.reload_check_seconds)
     return PolicyFile(settings.policy_file, settings.policy.reload_check_seconds)
+
+
+def read_configured_policy(settings: Settings) -> tuple[str, str]:
+    """The text of the policy the server would load now (`policy.url`, else the policy file) and where it came
+    from (`ssm:<name>@<version>`, `s3://bucket/key@<etag>`, or the path), for `policy check/lint` and `doctor`.
+    Raises ConfigError (missing file, malformed URL) or Unavailable (the store cannot be read)."""
+    if settings.policy.url:
+        fetcher = fetcher_for_url(settings.policy.url)
+        fetched = fetcher.fetch(None)
+        assert fetched is not None  # no known version was given
+        return fetched.text, f"{fetcher.location}@{fetched.version}"
+    return read_policy_text(settings.policy_file), str(settings.policy_file)
