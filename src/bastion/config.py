@@ -250,8 +250,8 @@ class AuditSettings(BaseModel):
     hmac_key_secret: str | None = Field(
         default=None,
         description=(
-            "Secret holding the hash chain's HMAC key: an environment variable name, or file:/path. "
-            "Unset: plain SHA-256 chain."
+            "Secret holding the hash chain's HMAC key: an environment variable name, file:/path, or a Secrets "
+            "Manager secret (its ARN, or secretsmanager:<name>). Read once at start-up. Unset: plain SHA-256 chain."
         ),
     )
 

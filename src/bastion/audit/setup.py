@@ -9,7 +9,7 @@ from bastion.audit.pipeline import AuditLog
 from bastion.audit.sink import QueryableSink
 from bastion.audit.spool import Spool
 from bastion.config import Settings
-from bastion.errors import ConfigError
+from bastion.errors import BastionError, ConfigError
 
 __all__ = ["SINK_NAMES", "build_audit_log", "chain_key", "open_sink", "postgresql_url"]
 
@@ -19,9 +19,10 @@ SINK_NAMES = ("sqlite", "jsonl", "postgresql", "cloudwatch")
 def chain_key(settings: Settings) -> bytes | None:
     """The HMAC key for the hash chain, or None for plain SHA-256.
 
-    `audit.hmac_key_secret` names the secret: `file:/path` reads a file, anything else is an environment variable.
-    On AWS, inject a Secrets Manager secret as that variable (ECS task secrets, Lambda environment); the key is
-    read once at start-up (docs/audit.md).
+    `audit.hmac_key_secret` names the secret: `file:/path` reads a file; a Secrets Manager ARN
+    (`arn:aws:secretsmanager:...`, what the AWS stacks set) or `secretsmanager:<name>` reads that secret, with the
+    region of the ARN unless `secrets.region` says otherwise; anything else is an environment variable. The key
+    is read once, at start-up (docs/audit.md); a store that cannot be read stops the start with the reason.
     """
     name = settings.audit.hmac_key_secret
     if not name:
@@ -32,6 +33,8 @@ def chain_key(settings: Settings) -> bytes | None:
             value = path.read_bytes().strip()
         except OSError as exc:
             raise ConfigError(f"audit.hmac_key_secret: cannot read {path}: {exc.strerror}") from exc
+    elif _is_secrets_manager(name):
+        value = _secrets_manager_key(settings, name)
     else:
         text = os.environ.get(name)
         if text is None:
@@ -40,6 +43,24 @@ def chain_key(settings: Settings) -> bytes | None:
     if len(value) < 16:
         raise ConfigError("the audit HMAC key must be at least 16 bytes")
     return value
+
+
+def _is_secrets_manager(name: str) -> bool:
+    return name.startswith("secretsmanager:") or (name.startswith("arn:") and ":secretsmanager:" in name)
+
+
+def _secrets_manager_key(settings: Settings, name: str) -> bytes:
+    from bastion.secrets.aws import AwsSecretsProvider
+
+    secret_id = name.removeprefix("secretsmanager:")
+    parts = secret_id.split(":")
+    arn_region = parts[3] if secret_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
+    provider = AwsSecretsProvider(settings.secrets.region or arn_region, settings.secrets.endpoint_url)
+    try:
+        secret = provider.read(secret_id)
+    except BastionError as exc:  # SecretNotFound, Unavailable: both name the secret and the reason
+        raise ConfigError(f"audit.hmac_key_secret: {exc.message}") from None
+    return secret.value.get_secret_value().encode("utf-8")
 
 
 def postgresql_url(settings: Settings) -> str:

@@ -53,9 +53,10 @@ class AwsSecretsProvider:
             return self._client
 
     async def fetch(self, name: str) -> Secret:
-        return await asyncio.to_thread(self._fetch, name)
+        return await asyncio.to_thread(self.read, name)
 
-    def _fetch(self, name: str) -> Secret:
+    def read(self, name: str) -> Secret:
+        """`fetch` for callers outside the event loop (start-up, the CLI): blocks."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
