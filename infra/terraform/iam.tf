@@ -1,6 +1,7 @@
 # Two roles: the execution role (ECS pulls the image, writes the container log, injects the state secrets) and the
-# task role (what the application calls: the GitHub App key, the key through Secrets Manager, the audit log, the
-# policy). No cloudwatch:PutMetricData: metrics leave as EMF lines on stdout through the awslogs driver.
+# task role (what the application calls: the GitHub App key and the audit HMAC key, the KMS key through Secrets
+# Manager, the audit log, the policy). No cloudwatch:PutMetricData: metrics leave as EMF lines on stdout through
+# the awslogs driver.
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
@@ -78,6 +79,12 @@ data "aws_iam_policy_document" "task" {
     sid       = "ReadGitHubAppPrivateKey"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     resources = [aws_secretsmanager_secret.github_app_key.arn]
+  }
+
+  statement {
+    sid       = "ReadAuditHmacKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.audit_hmac_key.arn]
   }
 
   statement {

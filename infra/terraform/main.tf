@@ -36,6 +36,7 @@ locals {
       BASTION_SECRETS__CACHE_SECONDS       = "300"
       BASTION_AUDIT__SINKS                 = jsonencode(local.shared ? ["postgresql", "cloudwatch"] : ["sqlite", "cloudwatch"])
       BASTION_AUDIT__CLOUDWATCH__LOG_GROUP = aws_cloudwatch_log_group.audit.name
+      BASTION_AUDIT__HMAC_KEY_SECRET       = aws_secretsmanager_secret.audit_hmac_key.arn
       BASTION_METRICS__EMF                 = "true"
       BASTION_LOG__JSON_FORMAT             = "true"
     },
@@ -105,6 +106,34 @@ resource "aws_secretsmanager_secret" "github_app_key" {
   description = "PEM private key of the GitHub App (put the value with aws secretsmanager put-secret-value)"
   kms_key_id  = aws_kms_key.this.arn
   tags        = var.tags
+}
+
+# The HMAC key that seals the audit hash chain (BASTION_AUDIT__HMAC_KEY_SECRET). Kept like the audit log group:
+# records sealed with it can be verified only with it. Its value is also in the Terraform state: protect the state.
+resource "aws_secretsmanager_secret" "audit_hmac_key" {
+  name        = "${local.name}/audit-hmac-key"
+  description = "HMAC key of the audit hash chain (bastion audit verify needs it)"
+  kms_key_id  = aws_kms_key.this.arn
+  tags        = var.tags
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+data "aws_secretsmanager_random_password" "audit_hmac_key" {
+  password_length     = 64
+  exclude_punctuation = true
+}
+
+resource "aws_secretsmanager_secret_version" "audit_hmac_key" {
+  secret_id     = aws_secretsmanager_secret.audit_hmac_key.id
+  secret_string = data.aws_secretsmanager_random_password.audit_hmac_key.random_password
+
+  lifecycle {
+    # The data source draws a new password on every plan; only the first one is ever stored.
+    ignore_changes = [secret_string]
+  }
 }
 
 resource "aws_cloudwatch_log_group" "app" {
@@ -456,7 +485,8 @@ resource "aws_ecs_service" "this" {
     ignore_changes = [desired_count]
   }
 
-  depends_on = [aws_lb_listener.https]
+  # Tasks read the audit HMAC key at start-up: it must have a value before the first one starts.
+  depends_on = [aws_lb_listener.https, aws_secretsmanager_secret_version.audit_hmac_key]
 }
 
 resource "aws_appautoscaling_target" "this" {

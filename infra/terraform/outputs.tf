@@ -18,6 +18,11 @@ output "github_app_key_secret_arn" {
   value       = aws_secretsmanager_secret.github_app_key.arn
 }
 
+output "audit_hmac_key_secret_arn" {
+  description = "The audit hash chain's HMAC key: bastion audit verify needs BASTION_AUDIT__HMAC_KEY_SECRET set to this."
+  value       = aws_secretsmanager_secret.audit_hmac_key.arn
+}
+
 output "policy_parameter_name" {
   description = "SSM parameter holding the policy (managed by this module from policy_yaml)."
   value       = aws_ssm_parameter.policy.name

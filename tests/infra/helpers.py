@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["env_of", "iam_statements", "only", "resources"]
+__all__ = ["allows", "audit_hmac_key_secret", "env_of", "iam_statements", "only", "resources"]
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -36,3 +36,29 @@ def iam_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
             for policy in properties.get("Policies", []):
                 found += [(key, statement) for statement in policy["PolicyDocument"]["Statement"]]
     return found
+
+
+def allows(statements: list[dict[str, Any]], action: str, resource: Any) -> bool:
+    """Whether one of `statements` allows `action` on exactly `resource` (a literal or a Ref / Fn::GetAtt)."""
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement.get("Effect") == "Allow" and action in actions and resource in targets:
+            return True
+    return False
+
+
+def audit_hmac_key_secret(template: dict[str, Any]) -> str:
+    """Logical id of the secret sealing the audit chain, checked to hold a generated key and to outlive the stack."""
+    found = {
+        key: secret
+        for key, secret in resources(template, "AWS::SecretsManager::Secret").items()
+        if "audit hash chain" in secret["Properties"].get("Description", "")
+    }
+    assert len(found) == 1, f"expected one audit HMAC key secret, found {sorted(found)}"
+    key, secret = next(iter(found.items()))
+    # A bare generated string (no GenerateStringKey: the key is the whole secret string), 64 letters and digits.
+    assert secret["Properties"]["GenerateSecretString"] == {"PasswordLength": 64, "ExcludePunctuation": True}
+    # Records sealed with the key verify only with it: deleting or replacing the stack must not delete it.
+    assert (secret.get("DeletionPolicy"), secret.get("UpdateReplacePolicy")) == ("Retain", "Retain")
+    return key

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from tests.infra.conftest import Synthesized, cdk_json_context
-from tests.infra.helpers import env_of, iam_statements, only, resources
+from tests.infra.helpers import allows, audit_hmac_key_secret, env_of, iam_statements, only, resources
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -124,6 +124,7 @@ def test_function_role_is_least_privilege(cognito: dict[str, Any], private: dict
             "WriteFunctionAndAuditLogs",
             "ReadBackAuditLog",
             "ReadGitHubAppPrivateKey",
+            "ReadAuditHmacKey",
             "DecryptSecretsWithDeploymentKey",
             "ReadPolicy",
         }
@@ -134,6 +135,19 @@ def test_function_role_is_least_privilege(cognito: dict[str, Any], private: dict
         assert read_back["Action"] == "logs:GetLogEvents"  # the audit sink's read-back before re-sending
     role = next(v for k, v in resources(cognito, "AWS::IAM::Role").items() if k.startswith("FunctionRole"))
     assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_audit_chain_is_sealed_with_a_generated_retained_key_the_function_may_read(
+    cognito: dict[str, Any], plain: dict[str, Any]
+) -> None:
+    for template in (cognito, plain):
+        secret = audit_hmac_key_secret(template)
+        function = _function(template)
+        assert env_of(function)["BASTION_AUDIT__HMAC_KEY_SECRET"] == {"Ref": secret}
+        role = function["Role"]["Fn::GetAtt"][0]
+        statements = [statement for owner, statement in iam_statements(template) if owner == role]
+        assert allows(statements, "secretsmanager:GetSecretValue", {"Ref": secret})
+        assert template["Outputs"]["AuditHmacKeySecretArn"]["Value"] == {"Ref": secret}
 
 
 def test_private_variant_runs_in_private_subnets_with_nat_egress(private: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 EXPECTED_RULES = {
     "AwsSolutions::AwsSolutions-S1",  # the access-log bucket itself
     "AwsSolutions::AwsSolutions-EC23",  # public HTTPS endpoint (narrowed by ingress_cidrs)
-    "AwsSolutions::AwsSolutions-SMG4",  # GitHub App key (no rotation API); ECS-injected state credentials
+    "AwsSolutions::AwsSolutions-SMG4",  # GitHub App key (no rotation API); audit HMAC key; ECS-injected state creds
     "AwsSolutions::AwsSolutions-ECS2",  # non-secret settings in the environment (the deploy contract)
     "AwsSolutions::AwsSolutions-IAM5[Resource::*]",  # ecr:GetAuthorizationToken
     "AwsSolutions::AwsSolutions-L1",  # Python 3.11 package

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from tests.infra.conftest import REPO_ROOT
-from tests.infra.helpers import env_of, only, resources
+from tests.infra.helpers import allows, audit_hmac_key_secret, env_of, iam_statements, only, resources
 from tests.infra.sam import transform_sam
 
 TEMPLATE = REPO_ROOT / "infra" / "sam" / "template.yaml"
@@ -48,6 +48,18 @@ def test_function_is_the_contract_handler_in_json_mode(transformed: dict[str, An
     assert environment["BASTION_REPOS__BACKEND"] == "github"
     assert environment["BASTION_AUTH__TRUST_GATEWAY_AUTHORIZER"] == "true"
     assert environment["BASTION_PUBLIC_URL"] == {"Fn::Sub": "https://${DomainName}/mcp"}
+
+
+def test_audit_chain_is_sealed_with_a_generated_retained_key_the_function_may_read(
+    transformed: dict[str, Any],
+) -> None:
+    secret = audit_hmac_key_secret(transformed)
+    function = only(transformed, "AWS::Lambda::Function")["Properties"]
+    assert env_of(function)["BASTION_AUDIT__HMAC_KEY_SECRET"] == {"Ref": secret}
+    role = function["Role"]["Fn::GetAtt"][0]
+    statements = [statement for owner, statement in iam_statements(transformed) if owner == role]
+    assert allows(statements, "secretsmanager:GetSecretValue", {"Ref": secret})
+    assert transformed["Outputs"]["AuditHmacKeySecretArn"]["Value"] == {"Ref": secret}
 
 
 def test_mcp_route_requires_the_cognito_scope_unlike_seed_001(transformed: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from tests.infra.conftest import EXISTING_STATE, EXISTING_VPC, Synthesized, cdk_json_context
-from tests.infra.helpers import env_of, iam_statements, only, resources
+from tests.infra.helpers import allows, audit_hmac_key_secret, env_of, iam_statements, only, resources
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -185,6 +185,7 @@ def test_task_role_is_least_privilege(template: dict[str, Any]) -> None:
     statements = {statement["Sid"]: statement for owner, statement in iam_statements(template) if owner == task_role}
     assert set(statements) == {
         "ReadGitHubAppPrivateKey",
+        "ReadAuditHmacKey",
         "DecryptSecretsWithDeploymentKey",
         "WriteAuditLog",
         "ReadPolicy",
@@ -219,6 +220,15 @@ def test_task_role_is_least_privilege(template: dict[str, Any]) -> None:
     assert not [
         p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": task_role} in p["Properties"]["Roles"]
     ]
+
+
+def test_audit_chain_is_sealed_with_a_generated_retained_key_the_task_role_may_read(template: dict[str, Any]) -> None:
+    secret = audit_hmac_key_secret(template)
+    assert env_of(_container(template))["BASTION_AUDIT__HMAC_KEY_SECRET"] == {"Ref": secret}
+    task_role = only(template, "AWS::ECS::TaskDefinition")["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    statements = [statement for owner, statement in iam_statements(template) if owner == task_role]
+    assert allows(statements, "secretsmanager:GetSecretValue", {"Ref": secret})
+    assert template["Outputs"]["AuditHmacKeySecretArn"]["Value"] == {"Ref": secret}
 
 
 def test_no_policy_grants_wildcard_actions_or_metric_writes(template: dict[str, Any]) -> None:

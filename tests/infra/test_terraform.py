@@ -129,6 +129,41 @@ def test_the_load_balancer_has_a_rate_limiting_web_acl() -> None:
     assert re.search(r'aggregate_key_type\s*=\s*"IP"', acl.group(1))
 
 
+def _block(text: str, header: str) -> str:
+    """The body of the top-level block that starts with `header` (e.g. `resource "aws_lb" "this"`)."""
+    found = re.search(rf"^{re.escape(header)} \{{(.*?)\n\}}", text, flags=re.DOTALL | re.MULTILINE)
+    assert found is not None, f"no {header} block"
+    return found.group(1)
+
+
+def test_the_audit_chain_is_sealed_with_a_generated_retained_key_the_task_role_may_read() -> None:
+    main = (MODULE / "main.tf").read_text()
+    secret = _block(main, 'resource "aws_secretsmanager_secret" "audit_hmac_key"')
+    assert re.search(r"kms_key_id\s*=\s*aws_kms_key\.this\.arn", secret)
+    assert re.search(r"prevent_destroy\s*=\s*true", secret), "records sealed with the key verify only with it"
+    password = _block(main, 'data "aws_secretsmanager_random_password" "audit_hmac_key"')
+    assert re.search(r"password_length\s*=\s*64", password)
+    version = _block(main, 'resource "aws_secretsmanager_secret_version" "audit_hmac_key"')
+    assert re.search(r"secret_id\s*=\s*aws_secretsmanager_secret\.audit_hmac_key\.id", version)
+    assert re.search(
+        r"secret_string\s*=\s*data\.aws_secretsmanager_random_password\.audit_hmac_key\.random_password", version
+    )
+    assert re.search(r"ignore_changes\s*=\s*\[secret_string\]", version), "a new key on every plan"
+    environment = _block(main, "locals")
+    assert re.search(
+        r"BASTION_AUDIT__HMAC_KEY_SECRET\s*=\s*aws_secretsmanager_secret\.audit_hmac_key\.arn", environment
+    )
+    service = _block(main, 'resource "aws_ecs_service" "this"')
+    assert re.search(r"depends_on\s*=\s*\[[^]]*aws_secretsmanager_secret_version\.audit_hmac_key", service)
+    task_policy = _block((MODULE / "iam.tf").read_text(), 'data "aws_iam_policy_document" "task"')
+    statement = re.search(r'sid\s*=\s*"ReadAuditHmacKey"(.*?)\n  \}', task_policy, flags=re.DOTALL)
+    assert statement is not None
+    assert re.search(r'actions\s*=\s*\["secretsmanager:GetSecretValue"\]', statement.group(1))
+    assert re.search(r"resources\s*=\s*\[aws_secretsmanager_secret\.audit_hmac_key\.arn\]", statement.group(1))
+    outputs = _block((MODULE / "outputs.tf").read_text(), 'output "audit_hmac_key_secret_arn"')
+    assert re.search(r"value\s*=\s*aws_secretsmanager_secret\.audit_hmac_key\.arn", outputs)
+
+
 def test_validation_rejects_a_repository_outside_the_org_allowlist(workspace: Path) -> None:
     """The cross-variable validation runs at plan time, before any AWS call, so it fails here with its message."""
     probe = workspace.parent / "probe"

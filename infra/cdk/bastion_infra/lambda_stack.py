@@ -29,7 +29,7 @@ from .monitoring import BastionMonitoring, PlatformMetrics
 from .nag import acknowledge
 from .network import BastionNetwork
 from .policy import PolicySource
-from .security import bastion_key, encrypted_log_group, github_app_key_secret
+from .security import audit_hmac_key_secret, bastion_key, encrypted_log_group, github_app_key_secret
 from .settings import LambdaSettings, bootstrap_repositories
 from .waf import RateLimitedWebAcl
 
@@ -77,6 +77,7 @@ class BastionLambdaStack(Stack):
             keep=True,
         )
         self.github_key_secret = github_app_key_secret(self, name=name, key=self.key)
+        self.audit_hmac_key = audit_hmac_key_secret(self, name=name, key=self.key)
         self.policy = PolicySource(self, "Policy", name=f"{prefix}/policy", policy_file=settings.policy_file)
         self.network = self._network(name, prefix) if settings.in_vpc else None
 
@@ -229,6 +230,11 @@ class BastionLambdaStack(Stack):
                 resources=[self.github_key_secret.secret_arn],
             ),
             iam.PolicyStatement(
+                sid="ReadAuditHmacKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.audit_hmac_key.secret_arn],
+            ),
+            iam.PolicyStatement(
                 sid="DecryptSecretsWithDeploymentKey",
                 actions=["kms:Decrypt"],
                 resources=[self.key.key_arn],
@@ -240,7 +246,7 @@ class BastionLambdaStack(Stack):
             self,
             "FunctionRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="mcp-bastion Lambda: its logs, the audit log, the GitHub App key, the policy",
+            description="mcp-bastion Lambda: its logs, the audit log and its HMAC key, the GitHub App key, the policy",
             inline_policies={"bastion": iam.PolicyDocument(statements=statements)},
         )
         if self.network is not None:
@@ -271,6 +277,7 @@ class BastionLambdaStack(Stack):
             "BASTION_SECRETS__CACHE_SECONDS": "300",
             "BASTION_AUDIT__SINKS": json.dumps(["cloudwatch"]),
             "BASTION_AUDIT__CLOUDWATCH__LOG_GROUP": self.audit_log_group.log_group_name,
+            "BASTION_AUDIT__HMAC_KEY_SECRET": self.audit_hmac_key.secret_arn,
             "BASTION_METRICS__EMF": "true",
             "BASTION_LOG__JSON_FORMAT": "true",
         }
@@ -404,6 +411,7 @@ class BastionLambdaStack(Stack):
         CfnOutput(self, "FunctionLogGroupName", value=self.function_log_group.log_group_name)
         CfnOutput(self, "AuditLogGroupName", value=self.audit_log_group.log_group_name)
         CfnOutput(self, "GitHubAppKeySecretArn", value=self.github_key_secret.secret_arn)
+        CfnOutput(self, "AuditHmacKeySecretArn", value=self.audit_hmac_key.secret_arn)
         CfnOutput(self, "PolicyLocation", value=self.policy.url)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         if self.cognito is not None:

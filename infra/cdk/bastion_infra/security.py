@@ -1,4 +1,5 @@
-"""The customer-managed KMS key and what it encrypts in both stacks: log groups and the GitHub App's secret."""
+"""The customer-managed KMS key and what it encrypts in both stacks: log groups, the GitHub App's secret and the
+audit chain's HMAC key."""
 
 # pyright: reportArgumentType=false
 # (jsii bindings: a CDK class and its own interface differ in parameter names, e.g. Key.add_alias(alias_name)
@@ -13,7 +14,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-__all__ = ["bastion_key", "encrypted_log_group", "github_app_key_secret", "retention"]
+from .nag import acknowledge
+
+__all__ = ["audit_hmac_key_secret", "bastion_key", "encrypted_log_group", "github_app_key_secret", "retention"]
 
 _RETENTION_BY_DAYS = {
     1: logs.RetentionDays.ONE_DAY,
@@ -107,3 +110,24 @@ def github_app_key_secret(scope: Construct, *, name: str, key: kms.IKey) -> secr
         description="PEM private key of the GitHub App (replace the placeholder: docs/deploy-aws.md)",
         encryption_key=key,
     )
+
+
+def audit_hmac_key_secret(scope: Construct, *, name: str, key: kms.IKey) -> secretsmanager.Secret:
+    """The HMAC key that seals the audit hash chain (`BASTION_AUDIT__HMAC_KEY_SECRET`), generated at creation."""
+    secret = secretsmanager.Secret(
+        scope,
+        "AuditHmacKey",
+        secret_name=f"{name}/audit-hmac-key",
+        description="HMAC key of the audit hash chain (bastion audit verify needs it: docs/deploy-aws.md)",
+        encryption_key=key,
+        generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        # Retained on stack deletion: records sealed with this key can be verified only with this key.
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    acknowledge(
+        secret,
+        "AwsSolutions-SMG4",
+        "Rotating the audit HMAC key would need the verifier to know every key's validity period in the chain; "
+        "the key is never sent anywhere (the application reads it once at start-up and only computes HMACs).",
+    )
+    return secret

@@ -28,7 +28,7 @@ from .monitoring import BastionMonitoring, PlatformMetrics
 from .nag import acknowledge
 from .network import BastionNetwork
 from .policy import PolicySource
-from .security import bastion_key, encrypted_log_group, github_app_key_secret
+from .security import audit_hmac_key_secret, bastion_key, encrypted_log_group, github_app_key_secret
 from .settings import ServiceSettings, bootstrap_repositories
 from .state import SharedState
 from .waf import RateLimitedWebAcl
@@ -73,6 +73,7 @@ class BastionServiceStack(Stack):
             keep=True,
         )
         self.github_key_secret = github_app_key_secret(self, name=name, key=self.key)
+        self.audit_hmac_key = audit_hmac_key_secret(self, name=name, key=self.key)
         self.policy = PolicySource(self, "Policy", name=f"{settings.prefix}/policy", policy_file=settings.policy_file)
 
         self.alb_security_group = ec2.SecurityGroup(
@@ -167,7 +168,7 @@ class BastionServiceStack(Stack):
         )
 
     def _task_role(self) -> iam.Role:
-        """What the application itself calls: the named secret, the key (through Secrets Manager), the audit log
+        """What the application itself calls: the named secrets, the key (through Secrets Manager), the audit log
         group, the policy. Metrics need nothing: EMF lines on stdout become metrics through the awslogs driver."""
         region = Stack.of(self).region
         statements = [
@@ -175,6 +176,11 @@ class BastionServiceStack(Stack):
                 sid="ReadGitHubAppPrivateKey",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
                 resources=[self.github_key_secret.secret_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ReadAuditHmacKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.audit_hmac_key.secret_arn],
             ),
             iam.PolicyStatement(
                 sid="DecryptSecretsWithDeploymentKey",
@@ -198,7 +204,7 @@ class BastionServiceStack(Stack):
                 "ecs-tasks.amazonaws.com",
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             ),
-            description="mcp-bastion application: GitHub App key, audit log, policy",
+            description="mcp-bastion application: GitHub App key, audit log and its HMAC key, policy",
             inline_policies={"bastion": iam.PolicyDocument(statements=statements)},
         )
 
@@ -222,6 +228,7 @@ class BastionServiceStack(Stack):
             "BASTION_SECRETS__CACHE_SECONDS": "300",
             "BASTION_AUDIT__SINKS": json.dumps(sinks),
             "BASTION_AUDIT__CLOUDWATCH__LOG_GROUP": self.audit_log_group.log_group_name,
+            "BASTION_AUDIT__HMAC_KEY_SECRET": self.audit_hmac_key.secret_arn,
             "BASTION_METRICS__EMF": "true",
             "BASTION_LOG__JSON_FORMAT": "true",
         }
@@ -440,6 +447,7 @@ class BastionServiceStack(Stack):
             self, "McpUrl", value=self.settings.public_url, description="Point the domain's DNS at the load balancer"
         )
         CfnOutput(self, "GitHubAppKeySecretArn", value=self.github_key_secret.secret_arn)
+        CfnOutput(self, "AuditHmacKeySecretArn", value=self.audit_hmac_key.secret_arn)
         CfnOutput(self, "PolicyLocation", value=self.policy.url)
         CfnOutput(self, "AuditLogGroupName", value=self.audit_log_group.log_group_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
