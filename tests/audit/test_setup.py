@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from tests.support.moto import MotoServer, moto_with_fake_credentials
+from tests.support.moto import MotoServer
 
 from bastion.audit.setup import chain_key
 from bastion.config import AuditSettings, SecretsSettings, Settings
 from bastion.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Generator[MotoServer]:
-    with moto_with_fake_credentials(tmp_path_factory.mktemp("moto-audit-key")) as server:
-        yield server
 
 
 def settings(tmp_path: Path, secret: str | None, **secrets_settings: Any) -> Settings:

@@ -28,11 +28,12 @@ from bastion.audit.spool import DONE, Spool, ThreadReceipt, read_heads
 pytestmark = pytest.mark.anyio
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Wait for the spool's thread to make `condition` true."""
+def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Wait for the spool's thread to make `condition` true; whether it did."""
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.01)
+    return condition()
 
 
 async def test_an_appended_event_is_in_the_log_file_when_the_receipt_is_awaited(tmp_path: Path) -> None:
@@ -317,7 +318,8 @@ def test_a_failing_write_releases_requests_and_retries_in_order(
         signal.signal(signal.SIGXFSZ, previous_handler)
     try:
         _wait_until(lambda: spool.committed_seq == 3)  # the background thread retries
-        assert "writable again after" in caplog.text
+        # ... and says so once the last of them is written (the fsync thread may commit them just before).
+        assert _wait_until(lambda: "writable again after" in caplog.text)
         lines = [json.loads(line) for _, line in spooled(tmp_path)]
         assert [line["subject"] for line in lines] == ["one", "two", "three"]
         assert all(later["prev_hash"] == earlier["hash"] for earlier, later in itertools.pairwise(lines))

@@ -25,6 +25,8 @@ from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
 
 __all__ = ["PostgresAuditSink", "audit_events"]
 
+_CREATE_LOCK_KEY = 0x6D6370617564  # "mcpaud": an arbitrary key of this package for pg_advisory_xact_lock
+
 metadata = sa.MetaData()
 
 audit_events = sa.Table(
@@ -69,7 +71,12 @@ class PostgresAuditSink:
             return
         with self._ready_lock:
             if not self._ready:
-                metadata.create_all(self._engine, checkfirst=True)
+                with self._engine.begin() as connection:
+                    # Several servers (and the CLI) may meet an empty database at once: without the lock, two
+                    # check-then-create sequences interleave and the second fails with "already exists". The
+                    # transaction-scoped advisory lock makes them take turns; it is released at commit.
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK_KEY})
+                    metadata.create_all(connection, checkfirst=True)
                 self._ready = True
 
     def write(self, events: Sequence[SealedEvent]) -> None:
