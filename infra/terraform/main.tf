@@ -109,7 +109,8 @@ resource "aws_secretsmanager_secret" "github_app_key" {
 }
 
 # The HMAC key that seals the audit hash chain (BASTION_AUDIT__HMAC_KEY_SECRET). Kept like the audit log group:
-# records sealed with it can be verified only with it. Its value is also in the Terraform state: protect the state.
+# records sealed with it can be verified only with it. Drawn from an ephemeral resource and written through a
+# write-only attribute, so the key is in neither the plan nor the state.
 resource "aws_secretsmanager_secret" "audit_hmac_key" {
   name        = "${local.name}/audit-hmac-key"
   description = "HMAC key of the audit hash chain (bastion audit verify needs it)"
@@ -121,19 +122,16 @@ resource "aws_secretsmanager_secret" "audit_hmac_key" {
   }
 }
 
-data "aws_secretsmanager_random_password" "audit_hmac_key" {
+ephemeral "aws_secretsmanager_random_password" "audit_hmac_key" {
   password_length     = 64
   exclude_punctuation = true
 }
 
 resource "aws_secretsmanager_secret_version" "audit_hmac_key" {
-  secret_id     = aws_secretsmanager_secret.audit_hmac_key.id
-  secret_string = data.aws_secretsmanager_random_password.audit_hmac_key.random_password
-
-  lifecycle {
-    # The data source draws a new password on every plan; only the first one is ever stored.
-    ignore_changes = [secret_string]
-  }
+  secret_id        = aws_secretsmanager_secret.audit_hmac_key.id
+  secret_string_wo = ephemeral.aws_secretsmanager_random_password.audit_hmac_key.random_password
+  # Written when the version number changes, i.e. once: a new password drawn at a later apply is never stored.
+  secret_string_wo_version = 1
 }
 
 resource "aws_cloudwatch_log_group" "app" {

@@ -141,14 +141,18 @@ def test_the_audit_chain_is_sealed_with_a_generated_retained_key_the_task_role_m
     secret = _block(main, 'resource "aws_secretsmanager_secret" "audit_hmac_key"')
     assert re.search(r"kms_key_id\s*=\s*aws_kms_key\.this\.arn", secret)
     assert re.search(r"prevent_destroy\s*=\s*true", secret), "records sealed with the key verify only with it"
-    password = _block(main, 'data "aws_secretsmanager_random_password" "audit_hmac_key"')
+    # Drawn ephemerally and written write-only: the key never enters the plan or the state.
+    password = _block(main, 'ephemeral "aws_secretsmanager_random_password" "audit_hmac_key"')
     assert re.search(r"password_length\s*=\s*64", password)
     version = _block(main, 'resource "aws_secretsmanager_secret_version" "audit_hmac_key"')
     assert re.search(r"secret_id\s*=\s*aws_secretsmanager_secret\.audit_hmac_key\.id", version)
     assert re.search(
-        r"secret_string\s*=\s*data\.aws_secretsmanager_random_password\.audit_hmac_key\.random_password", version
+        r"secret_string_wo\s*=\s*ephemeral\.aws_secretsmanager_random_password\.audit_hmac_key\.random_password",
+        version,
     )
-    assert re.search(r"ignore_changes\s*=\s*\[secret_string\]", version), "a new key on every plan"
+    assert not re.search(r"^\s*secret_string\s*=", version, flags=re.MULTILINE), "a stored value is in the state"
+    assert re.search(r"secret_string_wo_version\s*=\s*1\b", version), "a constant version: written once"
+    assert 'data "aws_secretsmanager_random_password"' not in main
     environment = _block(main, "locals")
     assert re.search(
         r"BASTION_AUDIT__HMAC_KEY_SECRET\s*=\s*aws_secretsmanager_secret\.audit_hmac_key\.arn", environment

@@ -1,6 +1,6 @@
 # Seed 000's module call, against this module. Values are placeholders.
 terraform {
-  required_version = ">= 1.9.0"
+  required_version = ">= 1.11.0"
 }
 
 provider "aws" {
