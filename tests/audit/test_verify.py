@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from tests.audit.helpers import Sealer
 
-from bastion.audit.chain import document_hash
+from bastion.audit.chain import Chain, document_hash
 from bastion.audit.event import AuditEvent
 from bastion.audit.postgres import PostgresAuditSink
 from bastion.audit.sink import QueryableSink, SealedEvent
@@ -188,5 +188,60 @@ def test_a_log_sealed_with_an_hmac_key_needs_the_key(tmp_path: Path) -> None:
         assert [problem.kind for problem in unkeyed.problems] == ["unverifiable"]
         wrong = verify_lines("sqlite", sink.scan(), key=b"w" * 32)
         assert _problems(wrong) == [("modified", 1), ("modified", 2)]
+    finally:
+        sink.close()
+
+
+def _resealed_without_the_key(line: str, prev_hash: str | None, **changes: Any) -> str:
+    """What a sink writer without the key can do: edit a record and seal it with plain SHA-256."""
+    document = json.loads(line)
+    document.pop("hash")
+    document.update(changes, prev_hash=prev_hash)
+    document["hash"] = document_hash(document, None)
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_with_the_key_a_record_resealed_with_plain_sha256_is_a_downgrade(tmp_path: Path) -> None:
+    """Without this check, anyone who can write a sink could rewrite an HMAC chain from any record to the end
+    with plain SHA-256 hashes, and verify would accept the forgery even though the key is configured."""
+    key = b"k" * 32
+    sink = SqliteAuditSink(tmp_path / "audit.db")
+    connection = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    try:
+        sink.write(Sealer(INSTANCE, key=key)([AuditEvent(subject=f"user{n}") for n in range(1, 5)]))
+        lines = {seq: line for seq, line in connection.execute("SELECT seq, event FROM audit_events")}
+        three = _resealed_without_the_key(lines[3], json.loads(lines[2])["hash"], subject="forged")
+        four = _resealed_without_the_key(lines[4], json.loads(three)["hash"], subject="forged")
+        for seq, forged in ((3, three), (4, four)):
+            connection.execute("UPDATE audit_events SET event = ? WHERE seq = ?", (forged, seq))
+        # Without the key nothing is wrong but the keyed records it cannot check: the forged tail links up.
+        assert [problem.kind for problem in verify_lines("sqlite", sink.scan()).problems] == ["unverifiable"]
+        for allow_plain in (False, True):  # a downgrade after a keyed record is never explained by an upgrade
+            report = verify_lines("sqlite", sink.scan(), key=key, allow_plain=allow_plain)
+            assert _problems(report) == [("modified", 3)]
+            assert report.problems[0].detail == (
+                "2 record(s) in seq 3-4 sealed with plain SHA-256 after seq 1 was sealed with the HMAC key: "
+                "re-sealed by someone without the key"
+            )
+    finally:
+        connection.close()
+        sink.close()
+
+
+def test_with_the_key_plain_records_pass_only_as_the_history_before_the_key(tmp_path: Path) -> None:
+    """A deployment that turned the key on: its instance's first records are plain, the later ones keyed."""
+    key = b"k" * 32
+    sink = SqliteAuditSink(tmp_path / "audit.db")
+    try:
+        before = Sealer(INSTANCE)
+        sink.write(before([AuditEvent(subject="alice"), AuditEvent(subject="bob")]))
+        after = Chain(INSTANCE, before.chain.seq, before.chain.head_hash, key=key)  # the restart with the key
+        sink.write([after.seal(AuditEvent(subject="carol"))])
+        strict = verify_lines("sqlite", sink.scan(), key=key)
+        assert _problems(strict) == [("unverifiable", 1)]
+        assert strict.problems[0].detail.startswith(
+            "2 record(s) in seq 1-2 sealed with plain SHA-256 although an HMAC key is configured"
+        )
+        assert verify_lines("sqlite", sink.scan(), key=key, allow_plain=True).ok
     finally:
         sink.close()

@@ -219,6 +219,24 @@ def test_verify_reports_an_edited_record_and_exits_1(data_dir: Path) -> None:
     assert [(problem["kind"], problem["seq"]) for problem in report["problems"]] == [("modified", 3)]
 
 
+def test_verify_with_a_key_reports_plain_records_unless_they_predate_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log was sealed before any key was configured: with one now, its plain records are unverifiable
+    (anyone can compute SHA-256) unless the operator says they predate the key."""
+    monkeypatch.setenv("TEST_CLI_AUDIT_KEY", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("BASTION_AUDIT__HMAC_KEY_SECRET", "TEST_CLI_AUDIT_KEY")
+    code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite")
+    assert code == 1
+    assert (
+        "  unverifiable  instance test0instance000, seq 1, position 1: 4 record(s) in seq 1-4 sealed with plain "
+        "SHA-256 although an HMAC key is configured" in out
+    )
+    code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite", "--allow-plain")
+    assert code == 0, out
+    assert out.splitlines()[0] == "sqlite: 4 records, 1 instance(s): OK"
+
+
 def test_export_writes_the_sealed_lines_for_a_siem(data_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "siem.jsonl"
     code, _, err = _audit(data_dir, "export", "--since", "1h", "--output", str(target))

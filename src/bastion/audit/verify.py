@@ -11,6 +11,12 @@ record's hash, and follow it without a gap; in storage order, seqs must only gro
 - reordered:  a record stored after one with a higher seq
 - duplicate:  the same record stored twice (a delivery bug, not tampering)
 - unreadable: not JSON
+- unverifiable: HMAC-sealed records and no key; or, with a key, records sealed with plain SHA-256 (anyone can
+              compute those) that are not explained as made before the key was configured (`allow_plain`)
+
+With a key, a plain SHA-256 record after one sealed with the key is `modified`: a server that has the key never
+goes back, so the record was re-sealed by someone without it (the downgrade that would otherwise let a sink
+writer forge an HMAC chain's records).
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ class _Record:
     hash: str
     prev_hash: str | None
     hash_ok: bool | None  # None: cannot be checked (HMAC without the key)
+    keyed: bool = False  # sealed with the HMAC key (as opposed to plain SHA-256)
 
 
 def _span(first: int, last: int) -> str:
@@ -135,6 +142,7 @@ def _parse(stored: StoredLine, key: bytes | None, report: VerifyReport) -> tuple
     prev = document.get("prev_hash")
     record = _Record(stored.position, stored.line, seq, digest, prev if isinstance(prev, str) else None, None)
     record.hash_ok = _check_hash(document, digest, key)
+    record.keyed = digest.partition(":")[0] == HMAC_SHA256
     return instance_id, record
 
 
@@ -191,6 +199,36 @@ def _check_links(instance_id: str, by_seq: dict[int, list[_Record]], problems: l
     return chosen
 
 
+def _check_sealing(instance_id: str, chosen: dict[int, _Record], allow_plain: bool, problems: list[Problem]) -> None:
+    """With a key: plain SHA-256 records after a keyed one are a downgrade; before any keyed one, they are
+    accepted only with `allow_plain` (records made before the key was configured)."""
+    downgraded: list[_Record] = []
+    unkeyed: list[_Record] = []
+    first_keyed: int | None = None
+    for seq in sorted(chosen):
+        record = chosen[seq]
+        if record.keyed:
+            first_keyed = seq if first_keyed is None else first_keyed
+        elif first_keyed is not None:
+            downgraded.append(record)
+        elif not allow_plain:
+            unkeyed.append(record)
+    if downgraded:
+        span, count = _span(downgraded[0].seq, downgraded[-1].seq), len(downgraded)
+        detail = (
+            f"{count} record(s) in {span} sealed with plain SHA-256 after seq {first_keyed} was sealed with the HMAC "
+            "key: re-sealed by someone without the key"
+        )
+        problems.append(Problem("modified", detail, instance_id, downgraded[0].seq, downgraded[0].position))
+    if unkeyed:
+        span, count = _span(unkeyed[0].seq, unkeyed[-1].seq), len(unkeyed)
+        detail = (
+            f"{count} record(s) in {span} sealed with plain SHA-256 although an HMAC key is configured, so anyone "
+            "could have sealed them (--allow-plain accepts plain records made before the key was configured)"
+        )
+        problems.append(Problem("unverifiable", detail, instance_id, unkeyed[0].seq, unkeyed[0].position))
+
+
 def _check_gaps(instance_id: str, seqs: list[int], problems: list[Problem]) -> None:
     expected = 1
     for seq in seqs:
@@ -201,12 +239,19 @@ def _check_gaps(instance_id: str, seqs: list[int], problems: list[Problem]) -> N
 
 
 def _check_instance(
-    instance_id: str, records: list[_Record], head: SpoolHead | None, sink: str, report: VerifyReport
+    instance_id: str,
+    records: list[_Record],
+    head: SpoolHead | None,
+    sink: str,
+    report: VerifyReport,
+    sealing: Literal["any", "keyed", "keyed-after-plain"],
 ) -> None:
     by_seq: dict[int, list[_Record]] = {}
     for record in records:
         by_seq.setdefault(record.seq, []).append(record)
     chosen = _check_links(instance_id, by_seq, report.problems)
+    if sealing != "any":
+        _check_sealing(instance_id, chosen, sealing == "keyed-after-plain", report.problems)
     # Storage order among the chain's own records (an inserted or duplicate copy is reported as such instead).
     members = {id(record) for record in chosen.values()}
     _check_order(instance_id, [record for record in records if id(record) in members], report.problems)
@@ -242,9 +287,16 @@ def _check_against_head(
 
 
 def verify_lines(
-    sink: str, lines: Iterable[StoredLine], *, key: bytes | None = None, heads: Sequence[SpoolHead] = ()
+    sink: str,
+    lines: Iterable[StoredLine],
+    *,
+    key: bytes | None = None,
+    heads: Sequence[SpoolHead] = (),
+    allow_plain: bool = False,
 ) -> VerifyReport:
-    """Verify every stored line of one sink. `heads` (the local spool's) add the end-of-chain checks."""
+    """Verify every stored line of one sink. `heads` (the local spool's) add the end-of-chain checks. With `key`,
+    every record must be sealed with it; `allow_plain` accepts plain SHA-256 records that precede an instance's
+    first keyed one (made before the key was configured)."""
     report = VerifyReport(sink)
     instances: dict[str, list[_Record]] = {}
     for stored in lines:
@@ -261,7 +313,8 @@ def verify_lines(
             )
         )
     heads_by_instance = {head.instance_id: head for head in heads}
+    sealing = "any" if key is None else "keyed-after-plain" if allow_plain else "keyed"
     for instance_id, records in sorted(instances.items()):
-        _check_instance(instance_id, records, heads_by_instance.get(instance_id), sink, report)
+        _check_instance(instance_id, records, heads_by_instance.get(instance_id), sink, report, sealing)
     report.problems.sort(key=lambda p: (p.instance_id or "", p.seq if p.seq is not None else -1, p.position or 0))
     return report

@@ -220,6 +220,14 @@ def verify(
         typer.Option("--sink", help="Sink to verify (repeatable; default: every configured sink)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The reports as one JSON document.")] = False,
+    allow_plain: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain",
+            help="With an HMAC key: accept plain SHA-256 records that precede an instance's first keyed record "
+            "(made before the key was configured). Plain records after a keyed one are always reported.",
+        ),
+    ] = False,
 ) -> None:
     """Check the hash chain: report modified, deleted, inserted and reordered records, and gaps. Exit 1 if any."""
     settings = settings_from(ctx)
@@ -233,7 +241,7 @@ def verify(
     for name in names:
         sink = _open(ctx, SinkChoice(name))
         try:
-            reports.append(verify_lines(name, sink.scan(), key=key, heads=heads))
+            reports.append(verify_lines(name, sink.scan(), key=key, heads=heads, allow_plain=allow_plain))
         except BastionError as error:
             raise fail(error) from error
         except Exception as error:
