@@ -42,9 +42,12 @@ def test_a_secrets_manager_secret_by_arn_or_name(moto: MotoServer, tmp_path: Pat
     name = f"mcp-bastion/test/audit-hmac-{uuid.uuid4().hex[:8]}"
     created = boto3.client("secretsmanager", endpoint_url=moto.endpoint_url).create_secret(Name=name, SecretString=key)
     assert created["ARN"].startswith("arn:aws:secretsmanager:us-east-1:")
-    # The region comes from the ARN (no secrets.region, no AWS_REGION needed); only the endpoint is the test's.
+    # The region comes from the ARN (no secrets.region needed); only the endpoint is the test's.
     by_arn = settings(tmp_path, created["ARN"], endpoint_url=moto.endpoint_url)
     assert chain_key(by_arn) == key.encode()
+    # An ARN says where the secret is: secrets.region (set for the GitHub secrets, say) does not send it elsewhere.
+    elsewhere = settings(tmp_path, created["ARN"], endpoint_url=moto.endpoint_url, region="eu-west-1")
+    assert chain_key(elsewhere) == key.encode()
     by_name = settings(tmp_path, f"secretsmanager:{name}", endpoint_url=moto.endpoint_url, region="us-east-1")
     assert chain_key(by_name) == key.encode()
 

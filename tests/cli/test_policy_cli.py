@@ -242,3 +242,14 @@ def test_an_unreadable_or_malformed_policy_url_is_refused_with_the_reason(
     code, output = run("policy", "lint")
     assert code == 1
     assert "https://example.com/policy.yaml: error: policy.url 'https://example.com/policy.yaml' is neither" in output
+
+
+def test_a_policy_url_without_an_aws_region_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))  # no region from a profile either
+    monkeypatch.setenv("BASTION_POLICY__URL", "ssm:/mcp-bastion/cli/policy")
+    code, output = run("policy", "lint")
+    assert code == 2, output
+    assert "cannot reach SSM for the policy ssm:/mcp-bastion/cli/policy: You must specify a region." in output
+    assert "Traceback" not in output

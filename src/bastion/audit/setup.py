@@ -20,8 +20,8 @@ def chain_key(settings: Settings) -> bytes | None:
     """The HMAC key for the hash chain, or None for plain SHA-256.
 
     `audit.hmac_key_secret` names the secret: `file:/path` reads a file; a Secrets Manager ARN
-    (`arn:aws:secretsmanager:...`, what the AWS stacks set) or `secretsmanager:<name>` reads that secret, with the
-    region of the ARN unless `secrets.region` says otherwise; anything else is an environment variable. The key
+    (`arn:aws:secretsmanager:...`, what the AWS stacks set; read in the ARN's region) or `secretsmanager:<name>`
+    (in `secrets.region`, else the SDK's default) reads that secret; anything else is an environment variable. The key
     is read once, at start-up (docs/audit.md); a store that cannot be read stops the start with the reason.
     """
     name = settings.audit.hmac_key_secret
@@ -55,7 +55,7 @@ def _secrets_manager_key(settings: Settings, name: str) -> bytes:
     secret_id = name.removeprefix("secretsmanager:")
     parts = secret_id.split(":")
     arn_region = parts[3] if secret_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
-    provider = AwsSecretsProvider(settings.secrets.region or arn_region, settings.secrets.endpoint_url)
+    provider = AwsSecretsProvider(arn_region or settings.secrets.region, settings.secrets.endpoint_url)
     try:
         secret = provider.read(secret_id)
     except BastionError as exc:  # SecretNotFound, Unavailable: both name the secret and the reason

@@ -87,9 +87,9 @@ class SsmPolicyParameter:
     def fetch(self, known_version: str | None) -> FetchedPolicy | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            self._client = _client("ssm")
         try:
+            if self._client is None:
+                self._client = _client("ssm")  # raises NoRegionError (a BotoCoreError) without a region
             parameter = self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]
         except ClientError as exc:
             raise Unavailable(f"cannot read the policy parameter {self.location}: {_error_code(exc)}: {exc}") from None
@@ -112,10 +112,10 @@ class S3PolicyObject:
     def fetch(self, known_version: str | None) -> FetchedPolicy | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._client is None:
-            self._client = _client("s3")
         conditions = {"IfNoneMatch": known_version} if known_version else {}
         try:
+            if self._client is None:
+                self._client = _client("s3")  # raises NoRegionError (a BotoCoreError) without a region
             response = self._client.get_object(Bucket=self.bucket, Key=self.key, **conditions)
             body = response["Body"].read()
         except ClientError as exc:
