@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AccessDenied",
+    "AmbiguousRef",
     "BastionError",
     "ConfigError",
     "InsufficientScope",
@@ -45,6 +46,10 @@ class InvalidInput(BastionError):
     kind = "invalid_input"
     title = "invalid input"
     http_status = 400
+
+
+class AmbiguousRef(InvalidInput):
+    """A SHA prefix that more than one commit starts with: the caller must give more digits."""
 
 
 class NotFound(BastionError):

@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.gitrepo import git
 from tests.tools.conftest import REPO, Widgets, write_policy
 
+from bastion.config import Settings
 from bastion.errors import AccessDenied, InvalidInput, NotFound
 from bastion.policy.engine import Policy
 from bastion.policy.loader import PolicyFile
 from bastion.policy.types import AccessRequest, Decision, Operation
 from bastion.principal import Principal
 from bastion.repos.mirror import MirrorBackend
+from bastion.repos.registry import Registry, mirror_path
+from bastion.repos.sync import add_repository
 from bastion.tools.access import Access, AuthorizedRef
 
 POLICY = """\
@@ -275,6 +279,49 @@ async def test_a_sha_that_names_no_commit_is_refused_like_one_on_a_denied_branch
             await access.ref(DAVE, REPO, sha, Operation.READ)
         dave.append(caught.value.reason.replace(sha[:12], "<sha>"))
     assert dave[0] == dave[1]
+
+
+async def _crowded_mirror(widgets: Widgets, data_dir: Path) -> tuple[Settings, str]:
+    """Another mirror of the widgets remote, with 15,000 more commits in its object store on no ref (as a
+    force-push leaves them): enough that two of them share a 7-digit prefix (the shortest SHA a ref may be).
+    Returns its settings and that prefix."""
+    settings = Settings(data_dir=data_dir)
+    await add_repository(settings, widgets.sample.remote.resolve().as_uri(), name=REPO)
+    mirror = mirror_path(data_dir, REPO)
+    stream = "".join(
+        f"commit refs/bastion-test/crowd\nmark :{n}\ncommitter Crowd <crowd@example.com> {1_700_000_000 + n} +0000\n"
+        f"data {len(f'crowd {n}')}\ncrowd {n}\n\n"
+        for n in range(1, 15_001)
+    )
+    marks = data_dir / "crowd.marks"
+    git(mirror, "fast-import", "--quiet", f"--export-marks={marks}", stdin=stream.encode())
+    git(mirror, "update-ref", "-d", "refs/bastion-test/crowd")
+    seen: set[str] = set()
+    for line in marks.read_text().splitlines():
+        prefix = line.split()[1][:7]
+        if prefix in seen:
+            return settings, prefix
+        seen.add(prefix)
+    raise AssertionError("no two of the commits share a 7-digit prefix")
+
+
+@pytest.mark.anyio
+async def test_an_ambiguous_prefix_is_refused_like_any_other_unusable_commit_id(
+    policy: RecordingPolicy, widgets: Widgets, tmp_path: Path
+) -> None:
+    """ "Give more digits" would tell a caller that at least two commits start with those digits."""
+    settings, prefix = await _crowded_mirror(widgets, tmp_path / "crowded")
+    async with MirrorBackend(settings, registry=Registry(settings.data_dir, check_interval=0)) as backend:
+        access = Access(policy, backend)
+        with pytest.raises(AccessDenied) as caught:
+            await access.ref(ALICE, REPO, prefix, Operation.READ)
+        assert caught.value.reason == (
+            f"commit {prefix} is not reachable from any branch or tag you may read in acme/widgets (allowed: main), "
+            "or no commit has that id"
+        )
+        # git 2.39 answers an ambiguous `<prefix>^{commit}` with "missing" (a bare prefix: "ambiguous"), so which
+        # of the two the audit records depends on the git version; the caller's answer does not.
+        assert caught.value.audit_only["commit"] in ("no commit has that id", "more than one commit has that prefix")
 
 
 @pytest.mark.anyio

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bastion.errors import InvalidInput, NotFound
+from bastion.errors import AmbiguousRef, InvalidInput, NotFound
 from bastion.repos.cache import LRU
 from bastion.repos.catfile import AmbiguousObjectName, CatFile
 from bastion.repos.names import is_full_sha, looks_like_sha
@@ -189,7 +189,7 @@ async def resolve_ref(
     try:
         info = await catfile.info(f"{sha}^{{commit}}")
     except AmbiguousObjectName:
-        raise InvalidInput(f"'{ref}' is ambiguous in {repo_name}: give more digits of the SHA") from None
+        raise AmbiguousRef(f"'{ref}' is ambiguous in {repo_name}: give more digits of the SHA") from None
     if info is None or info.type != "commit":
         raise NotFound(f"ref '{ref}' not found in {repo_name} (no commit has that SHA)")
     commits_seen.put(info.oid, True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bastion.errors import AccessDenied, NotFound
+from bastion.errors import AccessDenied, AmbiguousRef, NotFound
 from bastion.policy.types import AccessRequest, Decision, Operation
 from bastion.principal import Principal
 from bastion.repos.backend import RepositoryBackend
@@ -109,29 +109,39 @@ class Access:
     async def ref(self, principal: Principal, repo: str, raw_ref: str | None, operation: Operation) -> AuthorizedRef:
         """Resolve `raw_ref` (None = default branch) and check policy allows `operation` on it."""
         ref = validate_ref(raw_ref) if raw_ref not in (None, "") else None
+        unresolved = ""
         try:
             resolved = await self.backend.resolve(repo, ref)
-        except NotFound:
+        except (NotFound, AmbiguousRef) as exc:
             if ref is None or not looks_like_sha(ref):
                 raise
-            # Not a branch or tag, and no commit has that id: answered exactly like a commit the caller may not
-            # reach, or the difference would tell anyone which commit ids exist on branches they may not read.
+            # Not a branch or tag, and no commit (or several) has that id: answered exactly like a commit the
+            # caller may not reach, or the difference would tell anyone which commit ids exist on branches they
+            # may not read.
             resolved = None
+            ambiguous = isinstance(exc, AmbiguousRef)
+            unresolved = "more than one commit has that prefix" if ambiguous else "no commit has that id"
         if resolved is not None and resolved.full_name is not None:
             decision = self.require(principal, repo, operation, ref=resolved.full_name)
             return AuthorizedRef(resolved, resolved.full_name, decision)
         assert ref is not None  # None resolves to the default branch, which has a name
-        return await self._reachable(principal, repo, ref, resolved, operation)
+        return await self._reachable(principal, repo, ref, resolved, operation, unresolved)
 
     async def _reachable(
-        self, principal: Principal, repo: str, spelled: str, resolved: ResolvedRef | None, operation: Operation
+        self,
+        principal: Principal,
+        repo: str,
+        spelled: str,
+        resolved: ResolvedRef | None,
+        operation: Operation,
+        unresolved: str,
     ) -> AuthorizedRef:
-        """The ref that lets the caller use commit `resolved` (None: no such commit), or the same refusal whether
-        it exists or not. The refusal names the commit as the caller spelled it (at most 12 digits): an abbreviated
-        SHA expanded to more digits would confirm that a commit with that prefix exists."""
+        """The ref that lets the caller use commit `resolved` (None: no such commit, `unresolved` says why), or the
+        same refusal whether it exists or not. The refusal names the commit as the caller spelled it (at most 12
+        digits): an abbreviated SHA expanded to more digits would confirm that a commit with that prefix exists."""
         shown = spelled[:12]
         snapshot = await self.backend.refs(repo)
-        audit_only = {"commit": resolved.sha if resolved else "no commit has that id"}
+        audit_only = {"commit": resolved.sha if resolved else unresolved}
         allowed: list[tuple[str, str, Decision]] = []
         for full_name, tip in _all_refs(snapshot):
             decision = self.decide(principal, repo, operation, ref=full_name)
