@@ -95,10 +95,15 @@ data "aws_iam_policy_document" "key" {
 }
 
 resource "aws_kms_key" "this" {
-  description         = "${local.name}: GitHub App secret, logs, alarm topic"
+  description         = "${local.name}: GitHub App secret, audit HMAC key, logs, alarm topic"
   enable_key_rotation = true
   policy              = data.aws_iam_policy_document.key.json
   tags                = var.tags
+
+  lifecycle {
+    # The audit log group and the audit HMAC key, both kept, are encrypted with it: without it they are unreadable.
+    prevent_destroy = true
+  }
 }
 
 resource "aws_secretsmanager_secret" "github_app_key" {

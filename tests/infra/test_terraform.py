@@ -141,6 +141,8 @@ def test_the_audit_chain_is_sealed_with_a_generated_retained_key_the_task_role_m
     secret = _block(main, 'resource "aws_secretsmanager_secret" "audit_hmac_key"')
     assert re.search(r"kms_key_id\s*=\s*aws_kms_key\.this\.arn", secret)
     assert re.search(r"prevent_destroy\s*=\s*true", secret), "records sealed with the key verify only with it"
+    kms_key = _block(main, 'resource "aws_kms_key" "this"')
+    assert re.search(r"prevent_destroy\s*=\s*true", kms_key), "the kept secret and audit logs are encrypted with it"
     # Drawn ephemerally and written write-only: the key never enters the plan or the state.
     password = _block(main, 'ephemeral "aws_secretsmanager_random_password" "audit_hmac_key"')
     assert re.search(r"password_length\s*=\s*64", password)

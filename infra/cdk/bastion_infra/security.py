@@ -47,7 +47,8 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 def bastion_key(scope: Construct, prefix: str) -> kms.Key:
-    """One key for the GitHub App secret, the log groups, the alarm topic and (when created) the databases.
+    """One key for the GitHub App secret, the audit HMAC key, the log groups, the alarm topic and (when created) the
+    databases.
 
     CloudWatch Logs and CloudWatch alarms (publishing to the encrypted SNS topic) use the key as services, so the
     key policy names them; Logs only for this deployment's log groups, via the encryption context.
@@ -55,7 +56,7 @@ def bastion_key(scope: Construct, prefix: str) -> kms.Key:
     key = kms.Key(
         scope,
         "Key",
-        description=f"mcp-bastion {prefix}: GitHub App secret, logs, alarm topic, shared state",
+        description=f"mcp-bastion {prefix}: GitHub App secret, audit HMAC key, logs, alarm topic, shared state",
         enable_key_rotation=True,
         removal_policy=RemovalPolicy.RETAIN,
     )
