@@ -213,20 +213,19 @@ def _check_sealing(instance_id: str, chosen: dict[int, _Record], allow_plain: bo
             downgraded.append(record)
         elif not allow_plain:
             unkeyed.append(record)
-    if downgraded:
-        span, count = _span(downgraded[0].seq, downgraded[-1].seq), len(downgraded)
-        detail = (
-            f"{count} record(s) in {span} sealed with plain SHA-256 after seq {first_keyed} was sealed with the HMAC "
-            "key: re-sealed by someone without the key"
-        )
-        problems.append(Problem("modified", detail, instance_id, downgraded[0].seq, downgraded[0].position))
-    if unkeyed:
-        span, count = _span(unkeyed[0].seq, unkeyed[-1].seq), len(unkeyed)
-        detail = (
-            f"{count} record(s) in {span} sealed with plain SHA-256 although an HMAC key is configured, so anyone "
-            "could have sealed them (--allow-plain accepts plain records made before the key was configured)"
-        )
-        problems.append(Problem("unverifiable", detail, instance_id, unkeyed[0].seq, unkeyed[0].position))
+    why_downgraded = f"after seq {first_keyed} was sealed with the HMAC key: re-sealed by someone without the key"
+    why_unkeyed = (
+        "although an HMAC key is configured, so anyone could have sealed them (--allow-plain accepts plain records "
+        "made before the key was configured)"
+    )
+    findings: tuple[tuple[ProblemKind, list[_Record], str], ...] = (
+        ("modified", downgraded, why_downgraded),
+        ("unverifiable", unkeyed, why_unkeyed),
+    )
+    for kind, plain, why in findings:
+        if plain:
+            detail = f"{len(plain)} record(s) in {_span(plain[0].seq, plain[-1].seq)} sealed with plain SHA-256 {why}"
+            problems.append(Problem(kind, detail, instance_id, plain[0].seq, plain[0].position))
 
 
 def _check_gaps(instance_id: str, seqs: list[int], problems: list[Problem]) -> None:
