@@ -216,11 +216,11 @@ def test_with_the_key_a_record_resealed_with_plain_sha256_is_a_downgrade(tmp_pat
             connection.execute("UPDATE audit_events SET event = ? WHERE seq = ?", (forged, seq))
         # Without the key nothing is wrong but the keyed records it cannot check: the forged tail links up.
         assert [problem.kind for problem in verify_lines("sqlite", sink.scan()).problems] == ["unverifiable"]
-        for allow_plain in (False, True):  # a downgrade after a keyed record is never explained by an upgrade
-            report = verify_lines("sqlite", sink.scan(), key=key, allow_plain=allow_plain)
+        for named in ((), (INSTANCE,)):  # a downgrade after a keyed record is never explained by an upgrade
+            report = verify_lines("sqlite", sink.scan(), key=key, plain_instances=named)
             assert _problems(report) == [("modified", 3)]
             assert report.problems[0].detail == (
-                "2 record(s) in seq 3-4 sealed with plain SHA-256 after seq 1 was sealed with the HMAC key: "
+                "2 record(s) in seq 3-4 sealed with plain SHA-256 after seq 1, which claims the HMAC key: "
                 "re-sealed by someone without the key"
             )
     finally:
@@ -228,8 +228,10 @@ def test_with_the_key_a_record_resealed_with_plain_sha256_is_a_downgrade(tmp_pat
         sink.close()
 
 
-def test_with_the_key_plain_records_pass_only_as_the_history_before_the_key(tmp_path: Path) -> None:
-    """A deployment that turned the key on: its instance's first records are plain, the later ones keyed."""
+def test_with_the_key_plain_records_pass_only_before_a_keyed_one_or_in_a_named_instance(tmp_path: Path) -> None:
+    """A deployment that turned the key on: an instance that was running carries on from its plain records (the
+    first keyed record's HMAC covers the link to them); one that stopped before has plain records only, which
+    anyone could have written (a made-up instance, or a keyed instance rewritten), so it must be named."""
     key = b"k" * 32
     sink = SqliteAuditSink(tmp_path / "audit.db")
     try:
@@ -237,11 +239,29 @@ def test_with_the_key_plain_records_pass_only_as_the_history_before_the_key(tmp_
         sink.write(before([AuditEvent(subject="alice"), AuditEvent(subject="bob")]))
         after = Chain(INSTANCE, before.chain.seq, before.chain.head_hash, key=key)  # the restart with the key
         sink.write([after.seal(AuditEvent(subject="carol"))])
-        strict = verify_lines("sqlite", sink.scan(), key=key)
-        assert _problems(strict) == [("unverifiable", 1)]
-        assert strict.problems[0].detail.startswith(
-            "2 record(s) in seq 1-2 sealed with plain SHA-256 although an HMAC key is configured"
+        assert verify_lines("sqlite", sink.scan(), key=key).ok
+        sink.write(Sealer("older0instance00")([AuditEvent(subject="dave")]))
+        report = verify_lines("sqlite", sink.scan(), key=key)
+        assert [(p.kind, p.instance_id, p.seq) for p in report.problems] == [("unverifiable", "older0instance00", 1)]
+        assert report.problems[0].detail.startswith(
+            "none of its 1 record(s) is sealed with the HMAC key that is configured, so anyone could have made them"
         )
-        assert verify_lines("sqlite", sink.scan(), key=key, allow_plain=True).ok
+        assert verify_lines("sqlite", sink.scan(), key=key, plain_instances={"older0instance00"}).ok
     finally:
+        sink.close()
+
+
+def test_with_the_key_cutting_the_keyed_tail_off_leaves_an_instance_that_must_be_named(tmp_path: Path) -> None:
+    key = b"k" * 32
+    sink = SqliteAuditSink(tmp_path / "audit.db")
+    connection = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    try:
+        before = Sealer(INSTANCE)
+        sink.write(before([AuditEvent(subject="alice"), AuditEvent(subject="bob")]))
+        after = Chain(INSTANCE, before.chain.seq, before.chain.head_hash, key=key)
+        sink.write([after.seal(AuditEvent(subject="carol")), after.seal(AuditEvent(subject="dave"))])
+        connection.execute("DELETE FROM audit_events WHERE seq >= 3")
+        assert _problems(verify_lines("sqlite", sink.scan(), key=key)) == [("unverifiable", 1)]
+    finally:
+        connection.close()
         sink.close()

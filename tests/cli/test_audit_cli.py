@@ -219,20 +219,20 @@ def test_verify_reports_an_edited_record_and_exits_1(data_dir: Path) -> None:
     assert [(problem["kind"], problem["seq"]) for problem in report["problems"]] == [("modified", 3)]
 
 
-def test_verify_with_a_key_reports_plain_records_unless_they_predate_it(
+def test_verify_with_a_key_reports_an_all_plain_instance_unless_it_is_named(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The log was sealed before any key was configured: with one now, its plain records are unverifiable
-    (anyone can compute SHA-256) unless the operator says they predate the key."""
+    """The log was sealed before any key was configured: with one now, its instance could have been made by
+    anyone (SHA-256 needs no key) unless the operator names it as one that ran before the key."""
     monkeypatch.setenv("TEST_CLI_AUDIT_KEY", "0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("BASTION_AUDIT__HMAC_KEY_SECRET", "TEST_CLI_AUDIT_KEY")
     code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite")
     assert code == 1
     assert (
-        "  unverifiable  instance test0instance000, seq 1, position 1: 4 record(s) in seq 1-4 sealed with plain "
-        "SHA-256 although an HMAC key is configured" in out
+        "  unverifiable  instance test0instance000, seq 1, position 1: none of its 4 record(s) is sealed with the "
+        "HMAC key that is configured" in out
     )
-    code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite", "--allow-plain")
+    code, out, _ = _audit(data_dir, "verify", "--sink", "sqlite", "--allow-plain-instance", "test0instance000")
     assert code == 0, out
     assert out.splitlines()[0] == "sqlite: 4 records, 1 instance(s): OK"
 

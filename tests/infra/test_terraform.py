@@ -40,7 +40,7 @@ _PLUGIN_ROOTS = (
 def _terraform() -> str:
     binary = shutil.which("terraform")
     if binary is None:
-        pytest.fail("terraform is not on PATH: install Terraform >= 1.9 (the CI image ships 1.11)")
+        pytest.fail("terraform is not on PATH: install Terraform >= 1.11 (the CI image ships 1.11)")
     return binary
 
 

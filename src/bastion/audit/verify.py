@@ -11,19 +11,20 @@ record's hash, and follow it without a gap; in storage order, seqs must only gro
 - reordered:  a record stored after one with a higher seq
 - duplicate:  the same record stored twice (a delivery bug, not tampering)
 - unreadable: not JSON
-- unverifiable: HMAC-sealed records and no key; or, with a key, records sealed with plain SHA-256 (anyone can
-              compute those) that are not explained as made before the key was configured (`allow_plain`)
+- unverifiable: HMAC-sealed records and no key; or, with a key, an instance none of whose records is sealed with
+              it (anyone can compute SHA-256), unless named in `plain_instances`
 
 With a key, a plain SHA-256 record after one sealed with the key is `modified`: a server that has the key never
 goes back, so the record was re-sealed by someone without it (the downgrade that would otherwise let a sink
-writer forge an HMAC chain's records).
+writer forge an HMAC chain's records). Plain records before an instance's first keyed one (the key was turned on
+while it ran) are proven by that record's HMAC, which covers the link to them.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -199,11 +200,12 @@ def _check_links(instance_id: str, by_seq: dict[int, list[_Record]], problems: l
     return chosen
 
 
-def _check_sealing(instance_id: str, chosen: dict[int, _Record], allow_plain: bool, problems: list[Problem]) -> None:
-    """With a key: plain SHA-256 records after a keyed one are a downgrade; before any keyed one, they are
-    accepted only with `allow_plain` (records made before the key was configured)."""
+def _check_sealing(instance_id: str, chosen: dict[int, _Record], plain_allowed: bool, problems: list[Problem]) -> None:
+    """With a key. Plain SHA-256 records before an instance's first keyed one are proven by it (its HMAC covers
+    its prev_hash, which is the last plain record's hash; a broken link is reported by `_check_links`). Plain
+    records after a keyed one are a downgrade. An instance with no keyed record at all could have been made by
+    anyone: accepted only when named (`plain_allowed`: it ran before the key was configured)."""
     downgraded: list[_Record] = []
-    unkeyed: list[_Record] = []
     first_keyed: int | None = None
     for seq in sorted(chosen):
         record = chosen[seq]
@@ -211,21 +213,20 @@ def _check_sealing(instance_id: str, chosen: dict[int, _Record], allow_plain: bo
             first_keyed = seq if first_keyed is None else first_keyed
         elif first_keyed is not None:
             downgraded.append(record)
-        elif not allow_plain:
-            unkeyed.append(record)
-    why_downgraded = f"after seq {first_keyed} was sealed with the HMAC key: re-sealed by someone without the key"
-    why_unkeyed = (
-        "although an HMAC key is configured, so anyone could have sealed them (--allow-plain accepts plain records "
-        "made before the key was configured)"
-    )
-    findings: tuple[tuple[ProblemKind, list[_Record], str], ...] = (
-        ("modified", downgraded, why_downgraded),
-        ("unverifiable", unkeyed, why_unkeyed),
-    )
-    for kind, plain, why in findings:
-        if plain:
-            detail = f"{len(plain)} record(s) in {_span(plain[0].seq, plain[-1].seq)} sealed with plain SHA-256 {why}"
-            problems.append(Problem(kind, detail, instance_id, plain[0].seq, plain[0].position))
+    if downgraded:
+        detail = (
+            f"{len(downgraded)} record(s) in {_span(downgraded[0].seq, downgraded[-1].seq)} sealed with plain "
+            f"SHA-256 after seq {first_keyed}, which claims the HMAC key: re-sealed by someone without the key"
+        )
+        problems.append(Problem("modified", detail, instance_id, downgraded[0].seq, downgraded[0].position))
+    if first_keyed is None and not plain_allowed:
+        first = chosen[min(chosen)]
+        detail = (
+            f"none of its {len(chosen)} record(s) is sealed with the HMAC key that is configured, so anyone could "
+            "have made them; an instance that ran before the key was configured can be named with "
+            "--allow-plain-instance"
+        )
+        problems.append(Problem("unverifiable", detail, instance_id, first.seq, first.position))
 
 
 def _check_gaps(instance_id: str, seqs: list[int], problems: list[Problem]) -> None:
@@ -243,14 +244,15 @@ def _check_instance(
     head: SpoolHead | None,
     sink: str,
     report: VerifyReport,
-    sealing: Literal["any", "keyed", "keyed-after-plain"],
+    keyed: bool,
+    plain_allowed: bool,
 ) -> None:
     by_seq: dict[int, list[_Record]] = {}
     for record in records:
         by_seq.setdefault(record.seq, []).append(record)
     chosen = _check_links(instance_id, by_seq, report.problems)
-    if sealing != "any":
-        _check_sealing(instance_id, chosen, sealing == "keyed-after-plain", report.problems)
+    if keyed:
+        _check_sealing(instance_id, chosen, plain_allowed, report.problems)
     # Storage order among the chain's own records (an inserted or duplicate copy is reported as such instead).
     members = {id(record) for record in chosen.values()}
     _check_order(instance_id, [record for record in records if id(record) in members], report.problems)
@@ -291,11 +293,11 @@ def verify_lines(
     *,
     key: bytes | None = None,
     heads: Sequence[SpoolHead] = (),
-    allow_plain: bool = False,
+    plain_instances: Collection[str] = (),
 ) -> VerifyReport:
     """Verify every stored line of one sink. `heads` (the local spool's) add the end-of-chain checks. With `key`,
-    every record must be sealed with it; `allow_plain` accepts plain SHA-256 records that precede an instance's
-    first keyed one (made before the key was configured)."""
+    every instance must be sealed with it from some record on (`_check_sealing`); `plain_instances` names
+    instances that ran before the key was configured, whose records are all plain SHA-256."""
     report = VerifyReport(sink)
     instances: dict[str, list[_Record]] = {}
     for stored in lines:
@@ -312,8 +314,8 @@ def verify_lines(
             )
         )
     heads_by_instance = {head.instance_id: head for head in heads}
-    sealing = "any" if key is None else "keyed-after-plain" if allow_plain else "keyed"
     for instance_id, records in sorted(instances.items()):
-        _check_instance(instance_id, records, heads_by_instance.get(instance_id), sink, report, sealing)
+        head = heads_by_instance.get(instance_id)
+        _check_instance(instance_id, records, head, sink, report, key is not None, instance_id in plain_instances)
     report.problems.sort(key=lambda p: (p.instance_id or "", p.seq if p.seq is not None else -1, p.position or 0))
     return report

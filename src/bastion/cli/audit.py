@@ -220,14 +220,14 @@ def verify(
         typer.Option("--sink", help="Sink to verify (repeatable; default: every configured sink)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The reports as one JSON document.")] = False,
-    allow_plain: Annotated[
-        bool,
+    plain_instances: Annotated[
+        list[str] | None,
         typer.Option(
-            "--allow-plain",
-            help="With an HMAC key: accept plain SHA-256 records that precede an instance's first keyed record "
-            "(made before the key was configured). Plain records after a keyed one are always reported.",
+            "--allow-plain-instance",
+            help="With an HMAC key: an instance (id) that ran before the key was configured, so all its records are "
+            "plain SHA-256 (repeatable). Any other instance without a keyed record is reported.",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Check the hash chain: report modified, deleted, inserted and reordered records, and gaps. Exit 1 if any."""
     settings = settings_from(ctx)
@@ -241,7 +241,7 @@ def verify(
     for name in names:
         sink = _open(ctx, SinkChoice(name))
         try:
-            reports.append(verify_lines(name, sink.scan(), key=key, heads=heads, allow_plain=allow_plain))
+            reports.append(verify_lines(name, sink.scan(), key=key, heads=heads, plain_instances=plain_instances or ()))
         except BastionError as error:
             raise fail(error) from error
         except Exception as error:
