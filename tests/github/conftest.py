@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.support.git_http import GitHTTPServer
 from tests.support.github_stub import GitHubAppStub, github_app_stub, make_app_key
 
+from bastion.config import Settings
 from bastion.github.api import GitHubApi
 from bastion.github.app_credentials import GitHubAppCredentials
 from bastion.github.pat import PatSource
@@ -114,3 +115,14 @@ def make_credentials(stub: GitHubAppStub, secrets_dir: Path, clock: Clock) -> Ma
         return GitHubAppCredentials(**options)
 
     return make
+
+
+def app_settings(
+    data_dir: Path, secrets_dir: Path, api_url: str, web_url: str, *, github: dict[str, Any] | None = None, **other: Any
+) -> Settings:
+    """Settings of a server authenticating as the test GitHub App (key in the file secrets under `secrets_dir`),
+    against the stand-in API at `api_url` and git at `web_url`; `github` adds App settings, `other` top-level ones."""
+    app = {"app_id": APP_ID, "private_key_secret": KEY_SECRET, "api_url": api_url, "web_url": web_url, **(github or {})}
+    return Settings.model_validate(
+        {"data_dir": data_dir, "secrets": {"provider": "file", "directory": str(secrets_dir)}, "github": app, **other}
+    )

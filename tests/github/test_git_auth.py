@@ -15,7 +15,7 @@ from secrets import token_urlsafe
 from typing import Any
 
 import pytest
-from tests.github.conftest import APP_ID, KEY_SECRET, MakeCredentials, git_server
+from tests.github.conftest import MakeCredentials, app_settings, git_server
 from tests.support.github_stub import GitHubAppStub
 from tests.support.gitrepo import WorkRepo, git, make_bare_remote
 
@@ -196,18 +196,7 @@ async def test_bastion_repo_add_builds_the_credentials_from_the_settings(
     token = f"ghs_{token_urlsafe(27)}"
     stub.queued_tokens[:] = [token]
     with git_server(root, ("x-access-token", token)) as server:
-        settings = Settings.model_validate(
-            {
-                "data_dir": tmp_path / "data",
-                "secrets": {"provider": "file", "directory": str(secrets_dir)},
-                "github": {
-                    "app_id": APP_ID,
-                    "private_key_secret": KEY_SECRET,
-                    "api_url": stub.url,
-                    "web_url": server.base_url,
-                },
-            }
-        )
+        settings = app_settings(tmp_path / "data", secrets_dir, stub.url, server.base_url)
         info = await add_repository(settings, f"{server.base_url}/globex/tools.git")
     assert info.head_sha == head
     assert [item.token for item in stub.minted("globex")] == [token]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from tests.github.conftest import APP_ID, KEY_SECRET, git_server
+from tests.github.conftest import app_settings, git_server
 from tests.support.github_stub import GitHubAppStub
 from tests.support.gitrepo import WorkRepo, make_bare_remote
 from tests.support.server import serve_app
@@ -51,21 +51,13 @@ def test_bootstrap_webhook_and_token_metric_through_the_app(
 
     with git_server(root, ("x-access-token", token)) as remote:
         remote.gate.clear()  # the remote does not answer yet: the bootstrap mirror cannot finish
-        settings = Settings.model_validate(
-            {
-                "data_dir": tmp_path / "data",
-                "secrets": {"provider": "file", "directory": str(secrets_dir)},
-                "github": {
-                    "app_id": APP_ID,
-                    "private_key_secret": KEY_SECRET,
-                    "api_url": stub.url,
-                    "web_url": remote.base_url,
-                    "org_allowlist": ["acme"],
-                    "webhook_secret_name": "webhook",
-                    "webhook_sync_delay_seconds": 0,
-                },
-                "repos": {"bootstrap": [{"url": f"{remote.base_url}/acme/widgets.git", "name": "acme/widgets"}]},
-            }
+        settings = app_settings(
+            tmp_path / "data",
+            secrets_dir,
+            stub.url,
+            remote.base_url,
+            github={"org_allowlist": ["acme"], "webhook_secret_name": "webhook", "webhook_sync_delay_seconds": 0},
+            repos={"bootstrap": [{"url": f"{remote.base_url}/acme/widgets.git", "name": "acme/widgets"}]},
         )
         settings.data_dir.mkdir(parents=True)
         settings.policy_file.write_text(POLICY)
