@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from tests.observability.helpers import OWNER, REPO, prepare
-from tests.support.moto import AWS_TEST_ENV, moto_server
+from tests.support.moto import moto_with_fake_credentials
 from tests.support.redis_server import redis_server
 from tests.support.server import free_port
 from typer.testing import CliRunner
@@ -123,10 +123,8 @@ def test_state_store_schema_and_missing_hmac_key(data_dir: Path) -> None:
     assert "NO_SUCH_VARIABLE_FOR_DOCTOR" in found["audit HMAC key"]["detail"]
 
 
-def test_cloudwatch_sink_against_a_local_aws(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in AWS_TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    with moto_server(tmp_path / "moto") as moto:
+def test_cloudwatch_sink_against_a_local_aws(data_dir: Path, tmp_path: Path) -> None:
+    with moto_with_fake_credentials(tmp_path / "moto") as moto:
         env = {
             "BASTION_AUDIT__SINKS": '["sqlite", "cloudwatch"]',
             "BASTION_AUDIT__CLOUDWATCH__LOG_GROUP": "/mcp-bastion/test/audit",
@@ -145,12 +143,8 @@ def test_cloudwatch_sink_against_a_local_aws(data_dir: Path, tmp_path: Path, mon
         assert code == 0, human
 
 
-def test_a_policy_from_ssm_is_fetched_and_linted(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in AWS_TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    with moto_server(tmp_path / "moto") as moto:
+def test_a_policy_from_ssm_is_fetched_and_linted(data_dir: Path, tmp_path: Path) -> None:
+    with moto_with_fake_credentials(tmp_path / "moto") as moto:
         env = {"BASTION_POLICY__URL": "ssm:/mcp-bastion/doctor/policy", "AWS_ENDPOINT_URL": moto.endpoint_url}
         code, checks, _ = doctor(data_dir, env=env)
         policy = by_name(checks)["policy"]
