@@ -109,7 +109,6 @@ class Access:
     async def ref(self, principal: Principal, repo: str, raw_ref: str | None, operation: Operation) -> AuthorizedRef:
         """Resolve `raw_ref` (None = default branch) and check policy allows `operation` on it."""
         ref = validate_ref(raw_ref) if raw_ref not in (None, "") else None
-        unresolved = ""
         try:
             resolved = await self.backend.resolve(repo, ref)
         except (NotFound, AmbiguousRef) as exc:
@@ -118,14 +117,13 @@ class Access:
             # Not a branch or tag, and no commit (or several) has that id: answered exactly like a commit the
             # caller may not reach, or the difference would tell anyone which commit ids exist on branches they
             # may not read.
-            resolved = None
-            ambiguous = isinstance(exc, AmbiguousRef)
-            unresolved = "more than one commit has that prefix" if ambiguous else "no commit has that id"
-        if resolved is not None and resolved.full_name is not None:
+            why = "more than one commit has that prefix" if isinstance(exc, AmbiguousRef) else "no commit has that id"
+            return await self._reachable(principal, repo, ref, None, operation, why)
+        if resolved.full_name is not None:
             decision = self.require(principal, repo, operation, ref=resolved.full_name)
             return AuthorizedRef(resolved, resolved.full_name, decision)
         assert ref is not None  # None resolves to the default branch, which has a name
-        return await self._reachable(principal, repo, ref, resolved, operation, unresolved)
+        return await self._reachable(principal, repo, ref, resolved, operation, resolved.sha)
 
     async def _reachable(
         self,
@@ -134,14 +132,15 @@ class Access:
         spelled: str,
         resolved: ResolvedRef | None,
         operation: Operation,
-        unresolved: str,
+        audited: str,
     ) -> AuthorizedRef:
-        """The ref that lets the caller use commit `resolved` (None: no such commit, `unresolved` says why), or the
-        same refusal whether it exists or not. The refusal names the commit as the caller spelled it (at most 12
-        digits): an abbreviated SHA expanded to more digits would confirm that a commit with that prefix exists."""
+        """The ref that lets the caller use commit `resolved` (None: no such commit), or the same refusal whether
+        it exists or not; `audited` is what the audit record alone learns (the full id, or why there is none). The
+        refusal names the commit as the caller spelled it (at most 12 digits): an abbreviated SHA expanded to more
+        digits would confirm that a commit with that prefix exists."""
         shown = spelled[:12]
         snapshot = await self.backend.refs(repo)
-        audit_only = {"commit": resolved.sha if resolved else unresolved}
+        audit_only = {"commit": audited}
         allowed: list[tuple[str, str, Decision]] = []
         for full_name, tip in _all_refs(snapshot):
             decision = self.decide(principal, repo, operation, ref=full_name)
