@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.moto import moto_with_fake_credentials
 
 BASTION = Path(sys.executable).parent / "bastion"
 
@@ -66,4 +67,19 @@ def test_a_broken_policy_file_is_named_with_its_line(tmp_path: Path, workers: st
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: {policy} has 3 problems:\n")
     assert f"{policy}:5: rule 'r': unknown key 'deny_path' (did you mean 'deny_paths'?)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_policy_url_that_cannot_be_read_stops_the_server_with_one_message(tmp_path: Path, workers: str) -> None:
+    """With workers, the check before they start reads what they would read: the parameter, not a policy file."""
+    with moto_with_fake_credentials(tmp_path / "moto") as moto:
+        env = {"BASTION_POLICY__URL": "ssm:/mcp-bastion/serve/no-such-policy", "AWS_ENDPOINT_URL": moto.endpoint_url}
+        done = _serve(tmp_path / "data", "--workers", workers, env=env)
+    assert done.returncode == 1
+    assert (
+        "\nerror: cannot load the policy at start: cannot read the policy parameter "
+        "ssm:/mcp-bastion/serve/no-such-policy: ParameterNotFound" in done.stderr
+    ), done.stderr[-2000:]
+    assert done.stderr.count("cannot load the policy") == 1
     assert "Traceback" not in done.stderr

@@ -87,10 +87,10 @@ def serve(
 def _preflight(settings: Settings) -> None:
     """Check here, once, what every worker needs. uvicorn restarts a worker that fails to start, forever: without
     this, a missing policy file would print the same traceback in a loop instead of one message and an exit."""
-    from bastion.policy.loader import load_policy
+    from bastion.policy.remote import open_policy_source
     from bastion.store.db import open_state
 
-    load_policy(settings.policy_file)
+    open_policy_source(settings)  # the policy file, or policy.url's parameter or object: what each worker loads
     open_state(settings).dispose()  # also runs any migration once, before the workers race to it
 
 
