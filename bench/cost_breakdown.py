@@ -6,6 +6,9 @@ in the event loop thread, in other threads (the audit writers) and in child proc
 
     bare              the bare MCPServer of bench/bare_server.py
     sdk+tools         our MCPServer (tool signatures, the audit extension) without our HTTP layers; tool body stubbed
+    sdk+audit         sdk+tools, with each call still going through run_tool's envelope: the caller's identity,
+                      the audit event sealed into the chain and awaited in the durable spool, metrics. The floor
+                      of a governed call on this SDK: no HTTP layer, no policy, no read, only the audit guarantee
     http+sdk+tools    the whole app (edge, authentication, ...) with the tool body stubbed
     governed          the whole governed path
     no-audit          governed, with the audit record dropped (nothing sealed, spooled or written)
@@ -49,6 +52,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 VARIANTS = (
     "bare",
     "sdk+tools",
+    "sdk+audit",
     "http+sdk+tools",
     "governed",
     "no-audit",
@@ -89,13 +93,18 @@ def build_variant(variant: str, data_dir: Path, content: str) -> App:
     from bastion.app import build_runtime, create_app
     from bastion.config import Settings
 
-    if variant in ("sdk+tools", "http+sdk+tools"):
+    if variant in ("sdk+tools", "sdk+audit", "http+sdk+tools"):
         real_run_tool = bastion.server.run_tool
         remembered: dict[str, Any] = {}
+
+        async def answer(call: Any) -> Any:
+            return remembered["result"]
 
         async def stub_run_tool(services: Any, ctx: Any, tool: str, body: Any) -> Any:
             if "result" not in remembered:
                 remembered["result"] = await real_run_tool(services, ctx, tool, body)
+            elif variant == "sdk+audit":
+                return await real_run_tool(services, ctx, tool, answer)
             return remembered["result"]
 
         bastion.server.run_tool = stub_run_tool
@@ -112,7 +121,7 @@ def build_variant(variant: str, data_dir: Path, content: str) -> App:
     if variant in ("no-ref-resolve", "tool-layer-only"):
         runtime.backend.resolve = _memoize(runtime.backend.resolve)  # pyright: ignore[reportAttributeAccessIssue]
     app = create_app(settings, runtime)
-    if variant != "sdk+tools":
+    if variant not in ("sdk+tools", "sdk+audit"):
         return app
     return _sdk_only(runtime, app)
 
@@ -151,8 +160,9 @@ def _headers(body: bytes, key: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    """One POST /mcp through the ASGI app; anything but a 200 stops the measurement."""
+async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes, answer: list[bytes] | None = None) -> None:
+    """One POST /mcp through the ASGI app; anything but a 200 stops the measurement. The response body is kept in
+    `answer` when one is given."""
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -182,10 +192,20 @@ async def _call(app: App, headers: list[tuple[bytes, bytes]], body: bytes) -> No
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             status.append(message["status"])
+        elif answer is not None and message["type"] == "http.response.body":
+            answer.append(message.get("body", b""))
 
     await app(scope, receive, send)
     if status != [200]:
         raise SystemExit(f"expected 200, got {status}")
+
+
+def _check_answer(raw: bytes) -> None:
+    """A measurement of error answers is worthless: the file's text must come back, not an error."""
+    answer = json.loads(raw)
+    result = answer.get("result") or {}
+    if "error" in answer or result.get("isError") or not result.get("content"):
+        raise SystemExit(f"expected the file's contents, got {raw[:500]!r}")
 
 
 class _Lifespan:
@@ -221,6 +241,9 @@ async def _drive(app: App, body: bytes, key: str, requests: int) -> dict[str, fl
     headers = _headers(body, key)
     lifespan = _Lifespan(app)
     await lifespan.start()
+    answer: list[bytes] = []
+    await _call(app, headers, body, answer)
+    _check_answer(b"".join(answer))
     for _ in range(300):  # warm caches (policy, refs, trees, key) before measuring
         await _call(app, headers, body)
     batches = requests // CONCURRENCY
@@ -253,6 +276,7 @@ def marginal_costs(total: dict[str, float]) -> dict[str, float]:
     """Differences between the variants that were run (a part is left out when one of its two variants was not)."""
     pairs = {
         "SDK cost of our tool definitions (sdk+tools - bare)": ("sdk+tools", "bare"),
+        "the audit guarantee alone, on the SDK (sdk+audit - sdk+tools)": ("sdk+audit", "sdk+tools"),
         "our HTTP layers (http+sdk+tools - sdk+tools)": ("http+sdk+tools", "sdk+tools"),
         "the tool body, all of it (governed - http+sdk+tools)": ("governed", "http+sdk+tools"),
         "  of which audit (governed - no-audit)": ("governed", "no-audit"),
@@ -302,11 +326,14 @@ def main() -> int:
         for variant, runs in samples.items()
     }
     print(f"\nCPU per request, µs (medians of {args.rounds} rounds x {args.requests} requests, in-process, no HTTP):")
-    print(f"  {'variant':<16} {'event loop':>10} {'threads':>8} {'children':>9} {'total':>7}")
+    # bare / variant: the throughput ratio this CPU cost allows on one saturated core (docs/benchmarks.md)
+    bare = medians.get("bare", {}).get("total_us")
+    print(f"  {'variant':<16} {'event loop':>10} {'threads':>8} {'children':>9} {'total':>7} {'bare/this':>9}")
     for variant, values in medians.items():
+        ratio = f"{bare / values['total_us']:.2f}" if bare else "-"
         print(
             f"  {variant:<16} {values['main_thread_us']:>10.0f} {values['other_threads_us']:>8.0f} "
-            f"{values['children_us']:>9.0f} {values['total_us']:>7.0f}"
+            f"{values['children_us']:>9.0f} {values['total_us']:>7.0f} {ratio:>9}"
         )
     total = {variant: values["total_us"] for variant, values in medians.items()}
     parts = marginal_costs(total)
