@@ -98,7 +98,7 @@ def test_no_rule_allows(policy_file: Path) -> None:
 def test_size_and_default_deny_list(policy_file: Path) -> None:
     code, output = check(policy_file, "--repo", "acme/api", "--op", "read", "--size", "2MiB")
     assert code == 1
-    assert "DENY  file is 2.0 MiB, over the 1.0 MiB limit of rule 'eng-read'" in output
+    assert "DENY  file is 2.0 MiB, over the 1.0 MiB limit of the policy's defaults.max_file_size (a limit on" in output
     code, output = check(policy_file, "--repo", "acme/api", "--op", "read", "--path", "deploy/.env")
     assert code == 1
     assert "DENY  path 'deploy/.env' is denied by the default deny list (pattern '.env')" in output

@@ -12,6 +12,8 @@ from bastion.policy.types import AccessRequest, Operation
 
 MiB = 1024 * 1024
 
+WHOLE_FILE = " (a limit on the whole file: a line range does not lift it)"
+
 
 def policy(rules: str, defaults: str = "") -> Policy:
     text = "version: 1\n"
@@ -194,9 +196,9 @@ READ_MAIN = """
 
 def test_ref_not_in_allowlist_reason() -> None:
     p = policy(READ_MAIN)
-    assert p.decide(request(ref="refs/heads/dev")).reason == (
-        "ref 'refs/heads/dev' is not allowed by rule 'r1' (allowed: main, release/*)"
-    )
+    denied = p.decide(request(ref="refs/heads/dev"))
+    assert denied.reason == "ref 'refs/heads/dev' is not allowed by rule 'r1' (allowed: main, release/*)"
+    assert denied.rule == "r1"  # the rule the reason names, for the audit record and `audit search`
     assert p.decide(request(ref="refs/heads/main")).allowed
     assert p.decide(request(ref="refs/tags/release/2.0")).allowed
 
@@ -225,7 +227,9 @@ def test_pull_request_refs_only_with_an_explicit_pattern() -> None:
 
 def test_default_deny_list_reason_at_any_depth_and_case() -> None:
     p = policy(READ_ACME)
-    assert p.decide(request(path=".env")).reason == "path '.env' is denied by the default deny list (pattern '.env')"
+    default_denied = p.decide(request(path=".env"))
+    assert default_denied.reason == "path '.env' is denied by the default deny list (pattern '.env')"
+    assert default_denied.rule is None  # no rule of the policy file: its defaults
     assert p.decide(request(path="svc/a/.ENV")).reason == (
         "path 'svc/a/.ENV' is denied by the default deny list (pattern '.env')"
     )
@@ -286,17 +290,22 @@ def test_root_path_is_a_repository_level_question() -> None:
 
 def test_size_over_limit_reason() -> None:
     p = policy(READ_ACME + "  max_file_size: 1MiB\n")
-    assert p.decide(request(size=2 * MiB)).reason == "file is 2.0 MiB, over the 1.0 MiB limit of rule 'eng-read'"
+    denied = p.decide(request(size=2 * MiB))
+    assert denied.reason == "file is 2.0 MiB, over the 1.0 MiB limit of rule 'eng-read'" + WHOLE_FILE
+    assert denied.rule == "eng-read"  # named in the reason, so in the audit record's rule too
     assert p.decide(request(size=MiB)).allowed  # the limit itself is allowed
     assert p.decide(request(size=MiB + 1)).reason == (
-        "file is 1,048,577 bytes, over the 1,048,576-byte limit of rule 'eng-read'"
+        "file is 1,048,577 bytes, over the 1,048,576-byte limit of rule 'eng-read'" + WHOLE_FILE
     )
 
 
 def test_default_size_limit_applies() -> None:
     p = policy(READ_ACME, defaults="max_file_size: 100\n")
     assert p.decide(request(size=100)).allowed
-    assert p.decide(request(size=101)).reason == "file is 101 bytes, over the 100-byte limit of rule 'eng-read'"
+    # the rule sets no limit: the reason says where the one that applied comes from
+    assert p.decide(request(size=101)).reason == (
+        "file is 101 bytes, over the 100-byte limit of the policy's defaults.max_file_size" + WHOLE_FILE
+    )
 
 
 def test_size_unknown_is_not_evaluated() -> None:
@@ -328,7 +337,8 @@ def test_the_rule_that_got_furthest_explains_the_denial() -> None:
     )
     # main-only fails on the ref, src-only on the path, small-files on the size (the furthest)
     decision = p.decide(request(ref="refs/heads/dev", path="docs/a.md", size=20))
-    assert decision.reason == "file is 20 bytes, over the 10-byte limit of rule 'small-files'"
+    assert decision.reason == "file is 20 bytes, over the 10-byte limit of rule 'small-files'" + WHOLE_FILE
+    assert decision.rule == "small-files"
     # a later rule that allows wins over earlier ones that fail
     assert p.decide(request(ref="refs/heads/dev", path="src/a.py", size=20)).reason == "allowed by rule 'src-only'"
 

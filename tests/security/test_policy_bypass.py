@@ -213,14 +213,17 @@ async def test_paths_that_spell_a_denied_file_differently(probe: Prober) -> None
         "secrets/does-not-exist": ("secrets/does-not-exist", "secrets/**"),
     }
     for path, (shown, pattern) in cases.items():
-        await probe.refused("get_file_contents", "denied", _denied_path(shown, pattern), rule=None, **APP, path=path)
+        # The rule's own deny pattern is named as the audit record's rule; the default deny list is no rule.
+        rule = RULE if pattern == "secrets/**" else None
+        await probe.refused("get_file_contents", "denied", _denied_path(shown, pattern), rule=rule, **APP, path=path)
     # Every tool that takes a path asks the same question.
     await probe.refused(
-        "get_repository_tree", "denied", _denied_path("secrets", "secrets/**"), **APP, path_filter="secrets/"
+        "get_repository_tree", "denied", _denied_path("secrets", "secrets/**"), rule=RULE, **APP, path_filter="secrets/"
     )
     await probe.refused(
-        "list_commits", "denied", _denied_path("secrets/prod.env", "secrets/**"), **APP, path="./secrets/prod.env"
-    )
+        "list_commits", "denied", _denied_path("secrets/prod.env", "secrets/**"), rule=RULE, **APP,
+        path="./secrets/prod.env",
+    )  # fmt: skip
     await probe.refused(
         "compare_refs", "denied", _denied_path("config/.env", ".env"), **APP, base="main", head="release/1.0",
         path="config/.env/",
@@ -392,32 +395,27 @@ async def test_a_commit_only_on_a_denied_branch(probe: Prober, target: Target) -
         "analyze_repository", "denied", denied.replace("you may read", "you may analyze"), **APP, ref=wip
     )
     # By name: the branch and the tag are refused by the rule's ref allowlist.
-    for ref, full in (
-        ("wip", "refs/heads/wip"),
-        ("refs/heads/wip", "refs/heads/wip"),
-        ("wip-tag", "refs/tags/wip-tag"),
-    ):
+    # By name: the branch and the tag are refused by the rule's ref allowlist, named as spelled, in the same words
+    # as names that exist nowhere (which branches and tags there are is not the caller's to learn).
+    for ref in ("wip", "refs/heads/wip", "wip-tag", "refs/tags/wip-tag", "no-such-branch", "refs/heads/nothing"):
         await probe.refused(
             "get_file_contents", "denied",
-            f"ref '{full}' is not allowed by rule '{RULE}' (allowed: main, release/*)",
-            **APP, path="README.md", ref=ref,
+            f"ref '{ref}' is not allowed by rule '{RULE}' (allowed: main, release/*)",
+            rule=RULE, **APP, path="README.md", ref=ref,
         )  # fmt: skip
     # ... and through the tools that ask no path question (so the ref check alone stands in the way).
-    wip_denied = f"ref 'refs/heads/wip' is not allowed by rule '{RULE}' (allowed: main, release/*)"
-    await probe.refused("get_repository_tree", "denied", wip_denied, **APP, ref="wip")
-    await probe.refused("list_commits", "denied", wip_denied, **APP, ref="refs/heads/wip")
-    await probe.refused("get_commit", "denied", wip_denied, **APP, sha="wip", detail="none")
-    await probe.refused("compare_refs", "denied", wip_denied, **APP, base="main", head="wip")
-    await probe.refused("search_code", "denied", wip_denied, query="WIP", repo="acme/app", ref="wip")
-    await probe.refused("analyze_repository", "denied", wip_denied, **APP, ref="wip")
+    wip_denied = f"ref 'wip' is not allowed by rule '{RULE}' (allowed: main, release/*)"
+    await probe.refused("get_repository_tree", "denied", wip_denied, rule=RULE, **APP, ref="wip")
+    await probe.refused("list_commits", "denied", wip_denied.replace("'wip'", "'refs/heads/wip'"), rule=RULE, **APP,
+                        ref="refs/heads/wip")  # fmt: skip
+    await probe.refused("get_commit", "denied", wip_denied, rule=RULE, **APP, sha="wip", detail="none")
+    await probe.refused("compare_refs", "denied", wip_denied, rule=RULE, **APP, base="main", head="wip")
+    await probe.refused("search_code", "denied", wip_denied, rule=RULE, query="WIP", repo="acme/app", ref="wip")
+    await probe.refused("analyze_repository", "denied", wip_denied, rule=RULE, **APP, ref="wip")
     branches = await probe.allowed("list_branches", **APP)
     assert [b["name"] for b in branches["refs"]] == ["main", "release/1.0"]
-    await probe.refused(
-        "list_tags", "denied",
-        f"none of the 1 tags of acme/app is open to you (ref 'refs/tags/wip-tag' is not allowed by rule '{RULE}' "
-        "(allowed: main, release/*))",
-        **APP,
-    )  # fmt: skip
+    tags = await probe.allowed("list_tags", **APP)  # the one tag is denied: an empty list, no count, no name
+    assert (tags["refs"], tags["total"]) == ([], 0)
     await probe.verify_audit()
 
 
@@ -443,7 +441,7 @@ async def test_trees_and_blobs_are_not_commits(probe: Prober, target: Target) ->
 
 async def test_revision_syntax_in_refs_is_refused(probe: Prober, target: Target) -> None:
     """Refs are resolved in Python against the mirror's branch and tag table, never handed to git: `..`, `@{`,
-    `~`, `^` and friends are refused by name, and a case change names another (absent) ref."""
+    `~`, `^` and friends are refused by name, and a case change names another ref, which policy refuses."""
     allowed_repo = {"decision": "allow", "rule": RULE}
     refused = {
         "main..wip": "ref 'main..wip' contains '..'; compare two refs with the compare tool instead",
@@ -471,10 +469,11 @@ async def test_revision_syntax_in_refs_is_refused(probe: Prober, target: Target)
         await probe.refused(
             "get_file_contents", "invalid_input", reason, **allowed_repo, **APP, path="README.md", ref=ref
         )
+    # Other spellings name other refs, which the rule's allowlist refuses by name (whether or not they exist).
     for ref in ("WIP", "Main", "refs/remotes/origin/wip", "FETCH_HEAD", "ORIG_HEAD", "heads/wip", "origin/wip"):
         await probe.refused(
-            "get_file_contents", "not_found", f"ref '{ref}' not found in acme/app",
-            **allowed_repo, **APP, path="README.md", ref=ref,
+            "get_file_contents", "denied", f"ref '{ref}' is not allowed by rule '{RULE}' (allowed: main, release/*)",
+            rule=RULE, **APP, path="README.md", ref=ref,
         )  # fmt: skip
     await probe.verify_audit()
 
@@ -536,14 +535,13 @@ async def test_mirrors_never_fetch_pull_request_refs(target: Target) -> None:
 
 
 async def test_pull_request_refs_and_their_commits_cannot_be_named(probe: Prober, target: Target) -> None:
-    """What a pull request holds cannot be named: not by its ref, not by its commit's SHA (never fetched, so
-    refused like any commit the caller cannot reach)."""
+    """What a pull request holds cannot be named: not by its ref (refused by name, `refs/pull/*` being allowed only
+    explicitly), not by its commit's SHA (never fetched, so refused like any commit the caller cannot reach)."""
     pull = target.sha["pull"]
-    allowed_repo = {"decision": "allow", "rule": RULE}
     for ref in ("refs/pull/1/head", "refs/pull/1/merge", "refs/pull/2/head", "pull/1/head"):
         await probe.refused(
-            "get_file_contents", "not_found", f"ref '{ref}' not found in acme/app",
-            **allowed_repo, **APP, path="pr.txt", ref=ref,
+            "get_file_contents", "denied", f"ref '{ref}' is not allowed by rule '{RULE}' (allowed: main, release/*)",
+            rule=RULE, **APP, path="pr.txt", ref=ref,
         )  # fmt: skip
     unknown = {"commit": "no commit has that id"}
     for ref in (pull, pull[:12]):

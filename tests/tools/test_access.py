@@ -47,6 +47,11 @@ rules:
     operations: [read]
     refs: [main]
     allow_paths: ["/docs/**", "/README.md"]
+  - name: frank-any-tag
+    repositories: ["acme/widgets"]
+    subjects: {users: [frank]}
+    operations: [read]
+    refs: ["refs/tags/*"]
 """
 
 ALICE = Principal("alice")
@@ -54,6 +59,7 @@ BOB = Principal("bob")
 CAROL = Principal("carol")
 DAVE = Principal("dave")
 EVE = Principal("eve")
+FRANK = Principal("frank")
 MALLORY = Principal("mallory", groups=frozenset({"eng"}))
 
 
@@ -156,7 +162,35 @@ async def test_the_default_branch_by_any_of_its_names(access: Access, widgets: W
 async def test_a_branch_outside_the_rule_is_denied_with_the_allowed_refs(access: Access) -> None:
     with pytest.raises(AccessDenied) as caught:
         await access.ref(ALICE, REPO, "feature", Operation.READ)
-    assert caught.value.reason == "ref 'refs/heads/feature' is not allowed by rule 'alice-main' (allowed: main)"
+    assert caught.value.reason == "ref 'feature' is not allowed by rule 'alice-main' (allowed: main)"
+    assert caught.value.rule == "alice-main"
+    with pytest.raises(AccessDenied) as full:
+        await access.ref(ALICE, REPO, "refs/heads/feature", Operation.READ)
+    assert full.value.reason == "ref 'refs/heads/feature' is not allowed by rule 'alice-main' (allowed: main)"
+
+
+@pytest.mark.anyio
+async def test_a_denied_name_is_refused_alike_whether_or_not_it_exists(access: Access) -> None:
+    """A caller limited to main must not learn which other branches and tags there are: `feature` exists,
+    `no-such-branch` does not, and both get the same refusal (naming the ref as spelled)."""
+    answers: list[str] = []
+    for name in ("feature", "no-such-branch", "v1.0", "v9.9", "refs/heads/feature", "refs/heads/no-such-branch"):
+        with pytest.raises(AccessDenied) as caught:
+            await access.ref(ALICE, REPO, name, Operation.READ)
+        answers.append(caught.value.reason.replace(name, "NAME"))
+    assert set(answers[:4]) == {"ref 'NAME' is not allowed by rule 'alice-main' (allowed: main)"}
+    assert set(answers[4:]) == {"ref 'NAME' is not allowed by rule 'alice-main' (allowed: main)"}
+
+
+@pytest.mark.anyio
+async def test_a_name_policy_allows_in_another_meaning_is_not_found(access: Access) -> None:
+    """frank may read every tag and no branch: `feature` exists only as a branch, so for frank it is a tag that
+    does not exist, answered like any other missing one."""
+    for name in ("feature", "no-such-tag"):
+        with pytest.raises(NotFound) as caught:
+            await access.ref(FRANK, REPO, name, Operation.READ)
+        assert caught.value.message == f"ref '{name}' not found in acme/widgets"
+    assert (await access.ref(FRANK, REPO, "v0.1", Operation.READ)).policy_ref == "refs/tags/v0.1"
 
 
 @pytest.mark.anyio
@@ -165,14 +199,16 @@ async def test_an_annotated_tag_resolves_to_its_commit(access: Access, widgets: 
     assert (target.policy_ref, target.sha, target.label) == ("refs/tags/v1.0", widgets.commits["c2"], "v1.0")
     lightweight = await access.ref(BOB, REPO, "refs/tags/v0.1", Operation.READ)
     assert (lightweight.policy_ref, lightweight.sha) == ("refs/tags/v0.1", widgets.commits["c1"])
-    with pytest.raises(AccessDenied, match=r"^ref 'refs/tags/v1\.0' is not allowed by rule 'alice-main'"):
+    with pytest.raises(AccessDenied, match=r"^ref 'v1\.0' is not allowed by rule 'alice-main'"):
         await access.ref(ALICE, REPO, "v1.0", Operation.READ)
+    with pytest.raises(AccessDenied, match=r"^ref 'refs/tags/v1\.0' is not allowed by rule 'alice-main'"):
+        await access.ref(ALICE, REPO, "refs/tags/v1.0", Operation.READ)
 
 
 @pytest.mark.anyio
 async def test_an_unknown_ref_is_not_found(access: Access) -> None:
     with pytest.raises(NotFound) as caught:
-        await access.ref(ALICE, REPO, "no-such-branch", Operation.READ)
+        await access.ref(CAROL, REPO, "no-such-branch", Operation.READ)
     assert caught.value.message == "ref 'no-such-branch' not found in acme/widgets"
 
 

@@ -47,6 +47,7 @@ class RuleTrace:
 class _Failure:
     check: Check
     reason: str
+    rule: str | None  # the allow rule that came closest; None when the default deny list stopped it
 
 
 class Policy:
@@ -109,7 +110,7 @@ class Policy:
                 best = failure
         if best is None:
             return Decision(False, _no_rule_reason(req))
-        return Decision(False, best.reason)
+        return Decision(False, best.reason, rule=best.rule)  # the rule that came closest, as its reason says
 
     def _allow_failure(
         self, rule: Rule, ref: str | None, path: str | None, size: int | None, default_hit: PathGlob | None
@@ -118,27 +119,42 @@ class Policy:
             if rule.refs is None:  # no allowlist: every branch and tag, but not refs/pull/*, refs/notes/*, ...
                 if not ref.startswith(_BRANCHES_AND_TAGS):
                     return _Failure(
-                        "ref", f"ref '{ref}' is not allowed by rule '{rule.name}' (allowed: every branch and tag)"
+                        "ref",
+                        f"ref '{ref}' is not allowed by rule '{rule.name}' (allowed: every branch and tag)",
+                        rule.name,
                     )
             elif not rule.matches_ref(ref):
                 allowed = ", ".join(rule.ref_patterns)
-                return _Failure("ref", f"ref '{ref}' is not allowed by rule '{rule.name}' (allowed: {allowed})")
+                return _Failure(
+                    "ref", f"ref '{ref}' is not allowed by rule '{rule.name}' (allowed: {allowed})", rule.name
+                )
         if path is not None:
             if default_hit is not None:
                 return _Failure(
-                    "path", f"path '{path}' is denied by the default deny list (pattern '{default_hit.pattern}')"
+                    "path",
+                    f"path '{path}' is denied by the default deny list (pattern '{default_hit.pattern}')",
+                    None,
                 )
             rule_hit = rule.deny_paths.first_match(path) if rule.deny_paths else None
             if rule_hit is not None:
-                return _Failure("path", f"path '{path}' is denied by rule '{rule.name}' (pattern '{rule_hit.pattern}')")
+                return _Failure(
+                    "path", f"path '{path}' is denied by rule '{rule.name}' (pattern '{rule_hit.pattern}')", rule.name
+                )
             if rule.allow_paths is not None and rule.allow_paths.first_match(path) is None:
                 allowed = ", ".join(rule.allow_paths.patterns)
-                return _Failure("path", f"path '{path}' is not allowed by rule '{rule.name}' (allowed: {allowed})")
+                return _Failure(
+                    "path", f"path '{path}' is not allowed by rule '{rule.name}' (allowed: {allowed})", rule.name
+                )
         if size is not None:
             limit = rule.max_file_size or self.defaults.max_file_size
             if size > limit:
                 shown_size, shown_limit = format_size_pair(size, limit)
-                return _Failure("size", f"file is {shown_size}, over the {shown_limit} limit of rule '{rule.name}'")
+                whose = f"of rule '{rule.name}'" if rule.max_file_size else "of the policy's defaults.max_file_size"
+                return _Failure(
+                    "size",
+                    f"file is {shown_size}, over the {shown_limit} limit {whose}{_WHOLE_FILE}",
+                    rule.name,
+                )
         return None
 
     # -- explanations ---------------------------------------------------------------------------------------------
@@ -195,6 +211,9 @@ def _target_detail(miss: Check, rule: Rule, req: AccessRequest) -> str:
     if miss == "subject":
         return f"{_who(req)} is not among {rule.subjects.describe()}"
     return f"repository '{req.repo}' is not matched by {', '.join(rule.repositories.patterns)}"
+
+
+_WHOLE_FILE = " (a limit on the whole file: a line range does not lift it)"
 
 
 def _denied_reason(rule: Rule) -> str:

@@ -109,6 +109,10 @@ class Access:
     async def ref(self, principal: Principal, repo: str, raw_ref: str | None, operation: Operation) -> AuthorizedRef:
         """Resolve `raw_ref` (None = default branch) and check policy allows `operation` on it."""
         ref = validate_ref(raw_ref) if raw_ref not in (None, "") else None
+        named = ref is not None and ref != "HEAD" and not looks_like_sha(ref)
+        if named:
+            assert ref is not None
+            self._require_name(principal, repo, ref, operation)  # before looking, so existence does not show
         try:
             resolved = await self.backend.resolve(repo, ref)
         except (NotFound, AmbiguousRef) as exc:
@@ -119,11 +123,40 @@ class Access:
             # may not read.
             why = "more than one commit has that prefix" if isinstance(exc, AmbiguousRef) else "no commit has that id"
             return await self._reachable(principal, repo, ref, None, operation, why)
-        if resolved.full_name is not None:
-            decision = self.require(principal, repo, operation, ref=resolved.full_name)
+        if resolved.full_name is None:
+            assert ref is not None  # None resolves to the default branch, which has a name
+            return await self._reachable(principal, repo, ref, resolved, operation, resolved.sha)
+        decision = self.decide(principal, repo, operation, ref=resolved.full_name)
+        if decision.allowed:
             return AuthorizedRef(resolved, resolved.full_name, decision)
-        assert ref is not None  # None resolves to the default branch, which has a name
-        return await self._reachable(principal, repo, ref, resolved, operation, resolved.sha)
+        if named:
+            # Policy allows the name in another meaning (a branch `x`, where only a tag `x` exists): answered as
+            # if it did not exist, which for this caller is the truth.
+            raise NotFound(f"ref '{ref}' not found in {repo}")
+        if ref is not None and looks_like_sha(ref):  # a branch or tag named like a commit id
+            return await self._reachable(principal, repo, ref, None, operation, f"names {resolved.full_name}")
+        raise AccessDenied(decision.reason, rule=decision.rule)  # the default branch, whose name is no secret
+
+    def _require_name(self, principal: Principal, repo: str, ref: str, operation: Operation) -> None:
+        """Refuse a ref name that policy denies in every meaning it can have, whether or not it exists: the answer
+        to `release/x` must not tell a caller limited to `main` which other branches there are. A short name is
+        a branch or a tag; the refusal names it as the caller spelled it."""
+        if ref.startswith("refs/"):
+            decision = self.decide(principal, repo, operation, ref=ref)
+            if not decision.allowed:
+                raise AccessDenied(decision.reason, rule=decision.rule)
+            return
+        branch_name, tag_name = f"refs/heads/{ref}", f"refs/tags/{ref}"
+        branch = self.decide(principal, repo, operation, ref=branch_name)
+        if branch.allowed:
+            return
+        tag = self.decide(principal, repo, operation, ref=tag_name)
+        if tag.allowed:
+            return
+        as_branch = branch.reason.replace(f"'{branch_name}'", f"'{ref}'")
+        as_tag = tag.reason.replace(f"'{tag_name}'", f"'{ref}'")
+        reason = as_branch if as_branch == as_tag else f"as a branch, {branch.reason}; as a tag, {tag.reason}"
+        raise AccessDenied(reason, rule=branch.rule or tag.rule)
 
     async def _reachable(
         self,

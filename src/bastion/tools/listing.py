@@ -6,7 +6,6 @@ from typing import Literal
 
 from mcp_types import CallToolResult
 
-from bastion.errors import AccessDenied
 from bastion.policy.types import Operation
 from bastion.tools.call import ToolCall
 from bastion.tools.models import RefListOut, RefOut, RepositoryListOut, RepositoryOut
@@ -59,11 +58,8 @@ async def list_refs(
         for ref_name, sha in sorted(source.items())
         if access.decide(call.principal, name, Operation.READ, ref=prefix + ref_name).allowed
     ]
-    if not visible and source:
-        # Say why, rather than answering with an empty list that looks like "this repository has no branches".
-        denial = access.decide(call.principal, name, Operation.READ, ref=prefix + next(iter(sorted(source))))
-        plural = "branches" if kind == "branch" else "tags"
-        raise AccessDenied(f"none of the {len(source)} {plural} of {name} is open to you ({denial.reason})")
+    # Refs the caller may not read are left out without a trace: neither their names nor how many there are
+    # (a repository with none visible answers like one with none at all).
     start = (page - 1) * per_page
     shown = visible[start : start + per_page]
     default = snapshot.default_branch if kind == "branch" else None
@@ -79,4 +75,6 @@ async def list_refs(
     plural = "branches" if kind == "branch" else "tags"
     lines = [f"{ref.name} {ref.sha[:12]}{' (default)' if ref.name == default else ''}" for ref in shown]
     header = f"{name}: {len(visible)} {plural} visible to you; page {page} ({len(shown)} shown)"
+    if not visible:
+        header = f"{name}: no {plural} visible to you (policy lists only the {plural} you may read)"
     return result(out, "\n".join([header, *lines]))
