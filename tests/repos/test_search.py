@@ -3,14 +3,21 @@ truncation at max_results, option-like queries, regexes, globs, long lines."""
 
 from __future__ import annotations
 
+import random
+import re
+from pathlib import Path
+
 import pytest
 from tests.repos.conftest import REPO, Mirrored
+from tests.support.gitrepo import git
 
+from bastion.config import Settings
 from bastion.errors import InvalidInput
-from bastion.repos.globs import glob_matcher
+from bastion.repos.globs import glob_matcher, glob_to_regex
 from bastion.repos.mirror import MirrorBackend
-from bastion.repos.registry import worktree_root
+from bastion.repos.registry import Registry, worktree_root
 from bastion.repos.search import MAX_LINE_CHARS, ripgrep_executable
+from bastion.repos.sync import add_repository
 from bastion.repos.types import SearchQuery, SearchResult
 
 pytestmark = pytest.mark.anyio
@@ -201,3 +208,77 @@ def test_glob_semantics(glob: str, matches: list[str], misses: list[str]) -> Non
     matcher = glob_matcher(glob)
     assert [path for path in matches if not matcher(path)] == []
     assert [path for path in misses if matcher(path)] == []
+
+
+def test_the_glob_matcher_agrees_with_its_regex_specification() -> None:
+    """The matcher simulates the glob instead of running a backtracking regex; on random globs and paths over a
+    small alphabet (stars, classes, slashes, regex characters) it answers exactly as `glob_to_regex` says."""
+    chooser = random.Random(20261121)
+    compared = 0
+    for _ in range(3000):
+        glob = "".join(chooser.choice("ab/.*?[]!Z") for _ in range(chooser.randint(1, 9)))
+        try:
+            specification = re.compile(glob_to_regex(glob), re.DOTALL)
+        except re.error:
+            continue  # a class the regex cannot express, e.g. [b-a]: the matcher refuses it (below)
+        matcher = glob_matcher(glob)
+        for _ in range(20):
+            path = "".join(chooser.choice("ab/.Z") for _ in range(chooser.randint(0, 10)))
+            assert matcher(path) == (specification.match(path) is not None), (glob, path)
+            compared += 1
+    assert compared > 30_000
+
+
+@pytest.mark.timeout(30)  # a hang detector: a backtracking matcher needs hours for these, the simulation < 1 s
+def test_a_glob_of_many_stars_does_not_backtrack() -> None:
+    long_name = "a" * 4000
+    assert not glob_matcher("*" * 199 + "Z")(long_name)
+    assert not glob_matcher("*a" * 99 + "Z")(long_name[:300])
+    assert glob_matcher("?*" * 99)(long_name[:300])
+
+
+def test_an_invalid_character_class_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match=r"^path_glob has an invalid character class '\[z-a\]'"):
+        glob_matcher("src/[z-a].py")
+
+
+@pytest.mark.timeout(60)  # the pattern used to be re-run in Python, which reads [[:punct:]] otherwise and backtracks
+async def test_a_long_line_is_clipped_where_git_says_the_match_is(backend: MirrorBackend, mirrored: Mirrored) -> None:
+    """git grep reports the match's column; the caller's pattern is never run again in Python (to Python,
+    `[[:punct:]]` is a set followed by `]`, which never matches here: `(x+)+` would backtrack over 3,000 x's)."""
+    query = SearchQuery("(x+)+';needle[[:punct:]]", regex=True, path_glob="*.js")
+    [hit] = (await _search(backend, mirrored.commits["c2"], query)).hits
+    assert hit.path == "web/app.min.js"
+    assert hit.line.startswith("var a='xxx")  # the match starts at the first x, 7 characters in
+    assert hit.line.endswith("…")
+    assert len(hit.line) <= MAX_LINE_CHARS + 1
+
+
+async def test_a_file_name_with_a_newline_does_not_pass_for_its_tail(tmp_path: Path) -> None:
+    """git grep ends each hit with a newline, and a file name may hold one too: `secrets/prod\\nnotes.txt` must not
+    be judged, and shown, as `notes.txt` (policy denies `secrets/**`)."""
+    work = tmp_path / "work"
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", str(work))
+    (work / "README.md").write_text("nothing here\n")
+    git(work, "add", "README.md")
+    git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "one")
+    git(work, "checkout", "--quiet", "-b", "feature")  # not the default branch: searched with git grep
+    (work / "secrets").mkdir()
+    (work / "secrets" / "prod\nnotes.txt").write_text("db_password_marker=TOPSECRET-123\n")
+    git(work, "add", "secrets")
+    git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "two")
+    git(work, "checkout", "--quiet", "main")
+    settings = Settings(data_dir=tmp_path / "data")
+    await add_repository(settings, work.resolve().as_uri(), name="acme/odd")
+    feature = git(work, "rev-parse", "feature")
+    seen: list[str] = []
+
+    def no_secrets(path: str) -> bool:
+        seen.append(path)
+        return not path.startswith("secrets/")
+
+    async with MirrorBackend(settings, registry=Registry(settings.data_dir, check_interval=0)) as odd:
+        result = await odd.search("acme/odd", feature, SearchQuery("TOPSECRET"), timeout=30, allow_path=no_secrets)
+    assert result.engine == "git-grep"
+    assert result.hits == ()
+    assert "notes.txt" not in seen  # the tail was never taken for a path (such a file's hits are left out)

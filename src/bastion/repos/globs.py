@@ -2,14 +2,22 @@
 
 A glob without `/` matches the file name at any depth (`*.py`); a glob with `/` matches the whole path from the
 root (`src/*.py`, a leading `/` is ignored); `*` and `?` never cross `/`; `**` crosses directories; `[...]` is a
-character class. Every other character is literal (escaped), unlike the seed's matcher that replaced only the
-first `*` and let regex characters through.
+character class. Every other character is literal, unlike the seed's matcher that replaced only the first `*` and
+let regex characters through.
+
+The glob is the caller's, so it is matched in time linear in the path (times the glob's length): a simulation of
+all the positions the glob could be at, never backtracking. A backtracking regex would be exponential on globs
+like `****...*Z` (one search call could hold the event loop for as long as its author liked). `glob_to_regex`
+stays as the specification the tests compare the matcher against.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from bastion.errors import InvalidInput
 
 __all__ = ["glob_matcher", "glob_to_regex"]
 
@@ -32,7 +40,120 @@ def _class(glob: str, start: int) -> tuple[str, int] | None:
     return ("[^/" if negate else "[") + body + "]", end + 1
 
 
+# Tokens: a character to match (a literal, `?` or a class), or one of these repetitions.
+_STAR = "*"  # any run of characters other than '/'
+_ANY = "**"  # any run of characters
+_DIRS = "**/"  # nothing, or any run of characters ending with '/' (leading directories)
+_TAIL = "/**"  # nothing, or '/' and anything after it (what a glob naming a directory matches under it)
+
+
+@dataclass(frozen=True, slots=True)
+class _Char:
+    matches: Callable[[str], bool]
+
+
+_Token = _Char | str
+
+
+def _tokens(glob: str) -> list[_Token]:
+    anchored = "/" in glob.rstrip("/")
+    glob = glob.lstrip("/")
+    out: list[_Token] = [] if anchored else [_DIRS]
+    index = 0
+    while index < len(glob):
+        char = glob[index]
+        if glob.startswith("**/", index):
+            out.append(_DIRS)
+            index += 3
+        elif glob.startswith("**", index) or (char == "*" and out and out[-1] in (_STAR, _ANY)):
+            # `***...` is `**`: merged, so a run of stars costs one state however long it is
+            if out and out[-1] in (_STAR, _ANY):
+                out[-1] = _ANY
+            else:
+                out.append(_ANY)
+            index += 2 if glob.startswith("**", index) else 1
+        elif char == "*":
+            out.append(_STAR)
+            index += 1
+        elif char == "?":
+            out.append(_Char(lambda c: c != "/"))
+            index += 1
+        elif char == "[" and (found := _class(glob, index)) is not None:
+            try:
+                pattern = re.compile(found[0], re.DOTALL)
+            except re.error as exc:
+                shown = glob[index : found[1]]
+                raise InvalidInput(f"path_glob has an invalid character class {shown!r}: {exc}") from None
+            out.append(_Char(lambda c, p=pattern: p.fullmatch(c) is not None))
+            index = found[1]
+        else:
+            out.append(_Char(lambda c, literal=char: c == literal))
+            index += 1
+    out.append(_TAIL)
+    return out
+
+
+def glob_matcher(glob: str) -> Callable[[str], bool]:
+    """A predicate on repository-relative paths; InvalidInput for a glob with a malformed character class."""
+    return _Automaton(_tokens(glob)).matches
+
+
+class _Automaton:
+    """State i: about to match tokens[i]. State -1 - i: inside tokens[i] (a _DIRS before its '/', or a _TAIL past
+    its '/'), where it keeps consuming. State `end`: the whole glob matched."""
+
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.end = len(tokens)
+        self.start = self._closure({0})
+
+    def matches(self, path: str) -> bool:
+        states = self.start
+        for char in path:
+            states = self._step(states, char)
+            if not states:
+                return False
+        return self.end in states or any(state < 0 and self.tokens[-1 - state] == _TAIL for state in states)
+
+    def _closure(self, states: set[int]) -> set[int]:
+        """Add every state reachable without consuming a character: each repetition may match nothing."""
+        todo = list(states)
+        while todo:
+            state = todo.pop()
+            if 0 <= state < self.end and isinstance(self.tokens[state], str) and state + 1 not in states:
+                states.add(state + 1)
+                todo.append(state + 1)
+        return states
+
+    def _step(self, states: set[int], char: str) -> set[int]:
+        after: set[int] = set()
+        for state in states:
+            if state < 0:  # inside a _DIRS (until a '/') or a _TAIL (to the end)
+                after.add(state)
+                if char == "/" and self.tokens[-1 - state] == _DIRS:
+                    after.add(-state)  # the '/' that ends the directories: on to the next token
+            elif state < self.end:
+                self._advance(state, char, after)
+        return self._closure(after)
+
+    def _advance(self, state: int, char: str, after: set[int]) -> None:
+        token = self.tokens[state]
+        if isinstance(token, _Char):
+            if token.matches(char):
+                after.add(state + 1)
+        elif token == _ANY or (token == _STAR and char != "/"):
+            after.add(state)
+        elif token == _DIRS:
+            after.add(-1 - state)
+            if char == "/":
+                after.add(state + 1)
+        elif token == _TAIL and char == "/":  # from its '/' on, everything matches
+            after.add(-1 - state)
+
+
 def glob_to_regex(glob: str) -> str:
+    """The same rules as a regular expression: the specification `glob_matcher` is tested against (a backtracking
+    engine must not run it on a caller's glob: see the module docstring)."""
     anchored = "/" in glob.rstrip("/")
     glob = glob.lstrip("/")
     out: list[str] = []
@@ -61,9 +182,3 @@ def glob_to_regex(glob: str) -> str:
     if anchored:
         return rf"\A{body}(?:/.*)?\Z"
     return rf"\A(?:.*/)?{body}(?:/.*)?\Z"
-
-
-def glob_matcher(glob: str) -> Callable[[str], bool]:
-    """A predicate on repository-relative paths."""
-    pattern = re.compile(glob_to_regex(glob), re.DOTALL)
-    return lambda path: pattern.match(path) is not None

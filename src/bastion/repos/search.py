@@ -14,7 +14,6 @@ import base64
 import contextlib
 import functools
 import json
-import re
 import shutil
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -110,6 +109,9 @@ async def _lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[b
         if not chunk:
             break
         pending += chunk
+        # A read of buffered data does not suspend: give the event loop (and the search's time limit) a turn per
+        # chunk, whatever the lines cost to judge.
+        await asyncio.sleep(0)
         while True:
             newline = pending.find(b"\n")
             if newline < 0:
@@ -203,19 +205,6 @@ async def _reaped(process: asyncio.subprocess.Process) -> AsyncGenerator[bytearr
             stderr_task.cancel()
 
 
-def _match_start(query: SearchQuery, line: str) -> int:
-    """Where the match is in a git grep line (git does not say), for clipping long lines."""
-    if len(line) <= MAX_LINE_CHARS:
-        return 0
-    flags = 0 if query.case_sensitive else re.IGNORECASE
-    try:
-        pattern = query.pattern if query.regex else re.escape(query.pattern)
-        found = re.search(pattern, line, flags)
-    except re.error:
-        found = None
-    return found.start() if found else 0
-
-
 # `git grep -P` needs git built with PCRE; without it, regexes fall back to POSIX extended (-E).
 _REGEX_FLAG = ["-P"]
 
@@ -224,7 +213,9 @@ async def _run_git_grep(
     handle: MirrorHandle, commit: str, query: SearchQuery, collector: _Collector
 ) -> tuple[int | None, str]:
     """Feed git grep's matches to the collector; returns (exit status or None when stopped early, stderr)."""
-    args = ["grep", "-I", "-n", "--null", "--no-color", "--full-name"]
+    # --column: git says where the match starts (for clipping long lines), so the caller's pattern never runs in
+    # Python, whose regex dialect differs from git's and backtracks.
+    args = ["grep", "-I", "-n", "--column", "--null", "--no-color", "--full-name"]
     if not query.case_sensitive:
         args.append("--ignore-case")
     # `-e` takes the next argument as the pattern whatever it looks like (`--upload-pack=x` included).
@@ -235,13 +226,19 @@ async def _run_git_grep(
     status: int | None = None
     async with _reaped(process) as stderr:
         async for raw in _lines(process.stdout, _MAX_GREP_LINE):
+            # Every hit starts with `<commit>:`; a line that does not is the rest of a file name with a newline in
+            # it, whose tail must not pass for a path of its own (`secrets/x\nnotes.txt` is not `notes.txt`).
+            if not raw.startswith(prefix):
+                continue
             path_bytes, _, rest = raw.removeprefix(prefix).partition(b"\0")
-            number, _, text = rest.partition(b"\0")
+            number, _, rest = rest.partition(b"\0")
+            column, _, text = rest.partition(b"\0")
             path = path_bytes.decode("utf-8", "replace")
-            if not number.isdigit() or not collector.allowed(path):
+            if not number.isdigit() or not column.isdigit() or not collector.allowed(path):
                 continue
             line = text.decode("utf-8", "replace")
-            if collector.add(path, int(number), clip_line(line.rstrip("\r\n"), _match_start(query, line))):
+            start = len(text[: int(column) - 1].decode("utf-8", "replace"))  # git counts bytes from 1
+            if collector.add(path, int(number), clip_line(line.rstrip("\r\n"), start)):
                 break
         else:
             status = await process.wait()
