@@ -25,6 +25,7 @@ def test_every_variant_answers_the_request_it_measures(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     medians = json.loads(output.read_text())["medians_us"]
     assert sorted(medians) == sorted(variants)
-    assert all(values["total_us"] > 0 for values in medians.values())
+    # CPU time comes from /proc in clock ticks (10 ms): a run this small may read 0, so only the shape is checked
+    assert all({"main_thread_us", "other_threads_us", "children_us", "total_us"} <= set(v) for v in medians.values())
     assert "the audit guarantee alone, on the SDK (sdk+audit - sdk+tools)" in done.stdout
     assert "bare/this" in done.stdout
