@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from tests.repos.conftest import REPO, Mirrored
+from tests.repos.globs_reference import glob_to_regex
 from tests.support.gitrepo import git
 
 from bastion.config import Settings
 from bastion.errors import InvalidInput
-from bastion.repos.globs import glob_matcher, glob_to_regex
+from bastion.repos.globs import glob_matcher
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.registry import Registry, worktree_root
 from bastion.repos.search import MAX_LINE_CHARS, ripgrep_executable

@@ -7,8 +7,8 @@ let regex characters through.
 
 The glob is the caller's, so it is matched in time linear in the path (times the glob's length): a simulation of
 all the positions the glob could be at, never backtracking. A backtracking regex would be exponential on globs
-like `****...*Z` (one search call could hold the event loop for as long as its author liked). `glob_to_regex`
-stays as the specification the tests compare the matcher against.
+like `****...*Z` (one search call could hold the event loop for as long as its author liked). The same rules as
+a regular expression are in tests/repos/globs_reference.py, the specification the tests compare the matcher with.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from bastion.errors import InvalidInput
 
-__all__ = ["glob_matcher", "glob_to_regex"]
+__all__ = ["class_regex", "glob_matcher"]
 
 
-def _class(glob: str, start: int) -> tuple[str, int] | None:
+def class_regex(glob: str, start: int) -> tuple[str, int] | None:
     """A `[...]` class starting at `start` as a regex class, and the index after it; None if unterminated."""
     end = start + 1
     if end < len(glob) and glob[end] in "!^":
@@ -78,7 +78,7 @@ def _tokens(glob: str) -> list[_Token]:
         elif char == "?":
             out.append(_Char(lambda c: c != "/"))
             index += 1
-        elif char == "[" and (found := _class(glob, index)) is not None:
+        elif char == "[" and (found := class_regex(glob, index)) is not None:
             try:
                 pattern = re.compile(found[0], re.DOTALL)
             except re.error as exc:
@@ -149,36 +149,3 @@ class _Automaton:
                 after.add(state + 1)
         elif token == _TAIL and char == "/":  # from its '/' on, everything matches
             after.add(-1 - state)
-
-
-def glob_to_regex(glob: str) -> str:
-    """The same rules as a regular expression: the specification `glob_matcher` is tested against (a backtracking
-    engine must not run it on a caller's glob: see the module docstring)."""
-    anchored = "/" in glob.rstrip("/")
-    glob = glob.lstrip("/")
-    out: list[str] = []
-    index = 0
-    while index < len(glob):
-        char = glob[index]
-        if glob.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-        elif glob.startswith("**", index):
-            out.append(".*")
-            index += 2
-        elif char == "*":
-            out.append("[^/]*")
-            index += 1
-        elif char == "?":
-            out.append("[^/]")
-            index += 1
-        elif char == "[" and (found := _class(glob, index)) is not None:
-            out.append(found[0])
-            index = found[1]
-        else:
-            out.append(re.escape(char))
-            index += 1
-    body = "".join(out)
-    if anchored:
-        return rf"\A{body}(?:/.*)?\Z"
-    return rf"\A(?:.*/)?{body}(?:/.*)?\Z"
