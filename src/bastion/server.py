@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
+from collections.abc import Callable
 from time import perf_counter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.caching import CacheHint
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ToolAnnotations
-from pydantic import Field
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    CallToolResult,
+    InputRequiredResult,
+    ToolAnnotations,
+)
+from mcp_types import Tool as MCPTool
+from pydantic import Field, ValidationError
 
 from bastion import __version__
 from bastion.audit.event import caller_fields
@@ -20,7 +30,8 @@ from bastion.observability.metrics import METRICS
 from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools import analyze, files, history, listing, search
-from bastion.tools.call import audit_event, client_name, run_tool
+from bastion.tools.arguments import invalid_arguments, unknown_arguments
+from bastion.tools.call import ERROR_META_KEY, audit_event, client_name, error_result, run_tool
 from bastion.tools.models import (
     AnalysisOut,
     CommitDetailOut,
@@ -107,7 +118,10 @@ class AuditEveryCall(Extension):
         info = known if isinstance(known, RequestInfo) else None
         text = outcome if isinstance(outcome, str) else ""
         if isinstance(outcome, CallToolResult) and outcome.content:
-            text = str(getattr(outcome.content[0], "text", ""))[:500]
+            error = (outcome.meta or {}).get(ERROR_META_KEY)
+            # Our refusals carry their reason bare, as a governed call's audit record has it.
+            message = error.get("message") if isinstance(error, dict) else None
+            text = str(message if message is not None else getattr(outcome.content[0], "text", ""))[:500]
         failed = isinstance(outcome, str) or (isinstance(outcome, CallToolResult) and bool(outcome.is_error))
         receipt = self.services.record(
             audit_event(
@@ -127,8 +141,56 @@ class AuditEveryCall(Extension):
         METRICS.tool_call(tool, "invalid_input" if failed else "ok", "none", perf_counter() - started, None)
 
 
-def build_mcp(services: Services) -> MCPServer:
-    mcp = MCPServer(
+_Tool = TypeVar("_Tool", bound=Callable[..., Any])
+
+
+class GovernedMCPServer(MCPServer):
+    """MCPServer whose tools refuse arguments they do not take, and say in our words which argument fails the
+    schema (bastion.tools.arguments). Both refusals are recorded by AuditEveryCall, as the SDK's own are."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parameters: dict[str, tuple[str, ...]] = {}  # in signature order, for the refusal's text
+        self._accepted: dict[str, frozenset[str]] = {}
+
+    def governed_tool(self, title: str) -> Callable[[_Tool], _Tool]:
+        """Register a read-only tool; its description is the docstring without the source's indentation."""
+
+        def register(fn: _Tool) -> _Tool:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            self.add_tool(fn, title=title, description=description, annotations=READ_ONLY)
+            self.parameters[fn.__name__] = tuple(name for name in inspect.signature(fn).parameters if name != "ctx")
+            self._accepted[fn.__name__] = frozenset(self.parameters[fn.__name__])
+            return fn
+
+        return register
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The SDK's listing, with each input schema saying what call_tool enforces: no other arguments."""
+        tools = await super().list_tools()
+        for listed in tools:
+            if listed.name in self.parameters:
+                listed.input_schema["additionalProperties"] = False
+        return tools
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        accepted = self._accepted.get(name)
+        if accepted is not None and not accepted.issuperset(arguments):
+            refusal = unknown_arguments(name, arguments, self.parameters[name])
+            if refusal is not None:
+                return error_result(refusal)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                return error_result(invalid_arguments(exc.__cause__))
+            raise
+
+
+def build_mcp(services: Services) -> GovernedMCPServer:
+    mcp = GovernedMCPServer(
         "mcp-bastion",
         title="mcp-bastion",
         version=__version__,
@@ -139,17 +201,19 @@ def build_mcp(services: Services) -> MCPServer:
         subscriptions=False,
     )
 
+    tool = mcp.governed_tool
+
     async def governed(ctx: Context, tool: str, body: Any) -> CallToolResult:
         _recorded.set(True)
         return await run_tool(services, ctx, tool, body)
 
-    @mcp.tool(title="List repositories", annotations=READ_ONLY)
+    @tool("List repositories")
     async def list_repositories(ctx: Context) -> Annotated[CallToolResult, RepositoryListOut]:
         """List the repositories you may use, with their default branch, its commit, the last mirror sync,
         and which operations (read, diff, analyze, search) policy allows you on each."""
         return await governed(ctx, "list_repositories", listing.list_repositories)
 
-    @mcp.tool(title="List branches", annotations=READ_ONLY)
+    @tool("List branches")
     async def list_branches(
         owner: Owner, repo: Repo, ctx: Context, page: Page = 1, per_page: PerPage = 30
     ) -> Annotated[CallToolResult, RefListOut]:
@@ -158,7 +222,7 @@ def build_mcp(services: Services) -> MCPServer:
             ctx, "list_branches", lambda call: listing.list_refs(call, owner, repo, "branch", page, per_page)
         )
 
-    @mcp.tool(title="List tags", annotations=READ_ONLY)
+    @tool("List tags")
     async def list_tags(
         owner: Owner, repo: Repo, ctx: Context, page: Page = 1, per_page: PerPage = 30
     ) -> Annotated[CallToolResult, RefListOut]:
@@ -167,7 +231,7 @@ def build_mcp(services: Services) -> MCPServer:
             ctx, "list_tags", lambda call: listing.list_refs(call, owner, repo, "tag", page, per_page)
         )
 
-    @mcp.tool(title="Get file or directory contents", annotations=READ_ONLY)
+    @tool("Get file or directory contents")
     async def get_file_contents(
         owner: Owner,
         repo: Repo,
@@ -188,7 +252,7 @@ def build_mcp(services: Services) -> MCPServer:
             lambda call: files.get_file_contents(call, owner, repo, path, ref, start_line, end_line, max_bytes),
         )
 
-    @mcp.tool(title="Get repository tree", annotations=READ_ONLY)
+    @tool("Get repository tree")
     async def get_repository_tree(
         owner: Owner,
         repo: Repo,
@@ -206,7 +270,7 @@ def build_mcp(services: Services) -> MCPServer:
             lambda call: files.get_repository_tree(call, owner, repo, ref, path_filter, recursive),
         )
 
-    @mcp.tool(title="Search code", annotations=READ_ONLY)
+    @tool("Search code")
     async def search_code(
         query: Annotated[str, Field(description="Text to find (a regular expression when regex is true).")],
         ctx: Context,
@@ -230,7 +294,7 @@ def build_mcp(services: Services) -> MCPServer:
             ),
         )
 
-    @mcp.tool(title="List commits", annotations=READ_ONLY)
+    @tool("List commits")
     async def list_commits(
         owner: Owner,
         repo: Repo,
@@ -250,7 +314,7 @@ def build_mcp(services: Services) -> MCPServer:
             lambda call: history.list_commits(call, owner, repo, ref, path, author, since, until, page, per_page),
         )
 
-    @mcp.tool(title="Get commit", annotations=READ_ONLY)
+    @tool("Get commit")
     async def get_commit(
         owner: Owner,
         repo: Repo,
@@ -264,7 +328,7 @@ def build_mcp(services: Services) -> MCPServer:
         """Get one commit: message, author, and the files it changed (with the patch when detail=full_patch)."""
         return await governed(ctx, "get_commit", lambda call: history.get_commit(call, owner, repo, sha, detail))
 
-    @mcp.tool(title="Compare refs", annotations=READ_ONLY)
+    @tool("Compare refs")
     async def compare_refs(
         owner: Owner,
         repo: Repo,
@@ -279,7 +343,7 @@ def build_mcp(services: Services) -> MCPServer:
             ctx, "compare_refs", lambda call: history.compare_refs(call, owner, repo, base, head, detail, path)
         )
 
-    @mcp.tool(title="Analyze repository", annotations=READ_ONLY)
+    @tool("Analyze repository")
     async def analyze_repository(
         owner: Owner, repo: Repo, ctx: Context, ref: Ref = None
     ) -> Annotated[CallToolResult, AnalysisOut]:

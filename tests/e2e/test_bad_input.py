@@ -190,3 +190,31 @@ async def test_huge_line_ranges_and_budgets(refuse: Refusals, deployment: Deploy
     whole = await refuse.allowed("get_file_contents", **readme, max_bytes=10**18)
     assert (whole["truncated"], whole["returned_bytes"], whole["size"]) == (False, whole["size"], whole["size"])
     assert whole["resolved_sha"] == deployment.facts.handbook["main"]
+
+
+async def test_arguments_failing_the_schema_or_unknown(refuse: Refusals) -> None:
+    """The SDK checks arguments against the tool's signature before any body runs; the refusal names each argument
+    in our words (not pydantic's, with its model name and documentation link), and an argument the tool does not
+    take is refused instead of dropped: `sha` (github-mcp-server's name) must not read the default branch."""
+    readme = {**HANDBOOK, "path": "README.md"}
+    assert await refuse("get_file_contents", "invalid_input", **readme, start_line=0) == (
+        "invalid input: start_line: input should be greater than or equal to 1 (got 0)"
+    )
+    assert await refuse("get_file_contents", "invalid_input", **readme, max_bytes="lots") == (
+        "invalid input: max_bytes: input should be a valid integer, unable to parse string as an integer (got 'lots')"
+    )
+    assert await refuse("get_commit", "invalid_input", **HANDBOOK, sha="main", detail="everything") == (
+        "invalid input: detail: input should be 'none', 'stats' or 'full_patch' (got 'everything')"
+    )
+    assert await refuse("list_branches", "invalid_input", owner="acme") == "invalid input: repo is required"
+    assert await refuse("get_file_contents", "invalid_input", **readme, sha="v1.0") == (
+        "invalid input: get_file_contents has no argument 'sha' "
+        "(it takes: owner, repo, path, ref, start_line, end_line, max_bytes)"
+    )
+    assert await refuse("list_repositories", "invalid_input", owner="acme", repo="handbook") == (
+        "invalid input: list_repositories has no arguments 'owner', 'repo' (it takes: no arguments)"
+    )
+    huge = "x" * 10_000
+    text = await refuse("search_code", "invalid_input", query="needle", max_results=huge)
+    assert huge not in text
+    assert len(text) < 200, text
