@@ -177,3 +177,38 @@ def test_cursor_with_the_key_embedded(key_file: Path) -> None:
     text = render_client_config("cursor", URL, key=KEY, key_file=key_file, embed_key=True)
     assert "export" not in text
     assert _json_part(text)["mcpServers"]["bastion"]["headers"] == {"Authorization": f"Bearer {KEY}"}
+
+
+# -- warnings ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_snippet_holding_the_key_says_so_first_and_points_away_from_project_files(
+    client: ClientName, key_file: Path
+) -> None:
+    embedded = render_client_config(client, URL, key=KEY, key_file=key_file, embed_key=True)
+    assert embedded.splitlines()[0].startswith("# WARNING: this snippet contains your API key")
+    if client in ("vscode", "cursor"):
+        # a project's .vscode/mcp.json or .cursor/mcp.json is usually committed
+        assert ".vscode/mcp.json" not in embedded
+        assert ".cursor/mcp.json (one project)" not in embedded
+    referred = render_client_config(client, URL, key=KEY, key_file=key_file, embed_key=False)
+    assert "WARNING" not in referred
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8000/mcp", False),
+        ("http://localhost:8000/mcp", False),
+        ("http://[::1]:8000/mcp", False),
+        (URL, False),
+        ("http://bastion.internal:8000/mcp", True),
+        ("http://10.0.0.5/mcp", True),
+    ],
+)
+def test_mcp_remote_is_allowed_plain_http_only_beyond_this_machine(url: str, allowed: bool) -> None:
+    text = render_client_config("claude-desktop", url, key=None, key_file=None)
+    args = _json_part(text)["mcpServers"]["bastion"]["args"]
+    assert ("--allow-http" in args) is allowed
+    assert ("unencrypted" in text) is allowed

@@ -11,12 +11,20 @@ import json
 import shlex
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 __all__ = ["CLIENTS", "ClientName", "render_client_config"]
 
 ClientName = Literal["claude-code", "claude-desktop", "vscode", "cursor"]
 CLIENTS: tuple[ClientName, ...] = ("claude-code", "claude-desktop", "vscode", "cursor")
 ENV_VAR = "BASTION_API_KEY"
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_KEY_WARNING = "# WARNING: this snippet contains your API key. Keep it out of version control and chats."
+
+
+def _plain_http_beyond_this_machine(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") not in _LOOPBACK
 
 
 def _json(data: object) -> str:
@@ -53,7 +61,8 @@ def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, em
         "mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{ENV_VAR}}}"}}}
     }
     return "\n".join(
-        [
+        ([_KEY_WARNING] if embed_key and key else [])
+        + [
             "# Claude Code: run once (adds the server for your user)",
             f"claude mcp add --transport http --scope user {shlex.quote(name)} {shlex.quote(url)} --header {header}",
             "",
@@ -67,22 +76,19 @@ def _claude_desktop(url: str, key: str | None, key_file: Path | None, name: str,
     # Claude Desktop's config file only starts local (stdio) servers; mcp-remote bridges stdio to Streamable HTTP.
     # The header value is passed through an env var because Windows mangles spaces inside args.
     value = f"Bearer {key}" if embed_key and key else f"Bearer <paste the key from {key_file or 'your key file'}>"
-    config = {
-        "mcpServers": {
-            name: {
-                "command": "npx",
-                "args": ["-y", "mcp-remote", url, "--header", "Authorization:${BASTION_AUTH_HEADER}"],
-                "env": {"BASTION_AUTH_HEADER": value},
-            }
-        }
-    }
-    return "\n".join(
-        [
-            "# Claude Desktop: merge into claude_desktop_config.json (Settings > Developer > Edit Config), restart",
-            "# (needs Node.js for npx; Team/Enterprise organisations can instead add the URL as a custom connector)",
-            _json(config),
-        ]
-    )
+    args = ["-y", "mcp-remote", url, "--header", "Authorization:${BASTION_AUTH_HEADER}"]
+    lines = [
+        "# Claude Desktop: merge into claude_desktop_config.json (Settings > Developer > Edit Config), restart",
+        "# (needs Node.js for npx; Team/Enterprise organisations can instead add the URL as a custom connector)",
+    ]
+    if _plain_http_beyond_this_machine(url):
+        # mcp-remote refuses plain HTTP to any host but this one unless told otherwise.
+        args.append("--allow-http")
+        lines.append("# plain HTTP to another machine: the key crosses the network unencrypted; prefer an https URL")
+    if embed_key and key:
+        lines.insert(0, _KEY_WARNING)
+    config = {"mcpServers": {name: {"command": "npx", "args": args, "env": {"BASTION_AUTH_HEADER": value}}}}
+    return "\n".join([*lines, _json(config)])
 
 
 def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
@@ -104,17 +110,20 @@ def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
                 name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{input:{name}-api-key}}"}}
             },
         }
-    return "\n".join(
-        [
-            "# VS Code (Copilot agent mode): save as .vscode/mcp.json (or run 'MCP: Open User Configuration')",
-            _json(config),
-        ]
-    )
+    if embed_key and key:
+        # A project's .vscode/mcp.json is usually committed: a snippet holding the key belongs in the user's file.
+        where = [_KEY_WARNING, "# VS Code (Copilot agent mode): run 'MCP: Open User Configuration' and merge this"]
+    else:
+        where = ["# VS Code (Copilot agent mode): save as .vscode/mcp.json (or run 'MCP: Open User Configuration')"]
+    return "\n".join([*where, _json(config)])
 
 
 def _cursor(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
     value = f"Bearer {key}" if embed_key and key else f"Bearer ${{env:{ENV_VAR}}}"
-    lines = ["# Cursor: save as ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)"]
+    if embed_key and key:
+        lines = [_KEY_WARNING, "# Cursor: save as ~/.cursor/mcp.json (your own file, not a project's .cursor/)"]
+    else:
+        lines = ["# Cursor: save as ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)"]
     if not (embed_key and key):
         source = f"$(cat {shlex.quote(str(key_file.resolve()))})" if key_file else "<your key>"
         lines.append(f'# and start Cursor with the key in its environment: export {ENV_VAR}="{source}"')
