@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from bastion.auth.apikey import ApiKeyAuthenticator
 from bastion.auth.keys import KeyStore, parse_key_id
 from bastion.config import Settings
-from bastion.demo import DEMO_DATA_DIR, DEMO_POLICY, DEMO_SUBJECT, _demo_settings, prepare_demo
+from bastion.demo import DEMO_DATA_DIR, DEMO_POLICY, DEMO_SUBJECT, _demo_settings, bastion_command, prepare_demo
 from bastion.demo_repos import DEMO_REPOS
 from bastion.errors import AccessDenied
 from bastion.policy.loader import PolicyFile
@@ -159,3 +160,16 @@ def test_a_revoked_demo_key_is_replaced(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"API key       {new_key}   (new, saved in {key_file}, mode 0600)" in second.output
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert _authenticate(second.settings, new_key).subject == DEMO_SUBJECT
+
+
+def test_the_banner_names_the_bastion_the_shell_would_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`make run` starts .venv/bin/bastion, which is not on PATH: the printed commands must work when pasted."""
+    ours = Path(sys.executable).parent / "bastion"
+    assert ours.exists()
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.chdir(ours.parent.parent.parent)  # the checkout holding .venv
+    assert bastion_command() == str(Path(ours.parent.parent.name) / "bin" / "bastion")
+    monkeypatch.chdir(tmp_path)
+    assert bastion_command() == str(ours)
+    monkeypatch.setenv("PATH", f"{ours.parent}:/usr/bin:/bin")
+    assert bastion_command() == "bastion"

@@ -7,6 +7,9 @@ mirrors made by a real clone, a demo policy, and one API key written to `api-key
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,6 +101,19 @@ def _api_key(settings: Settings) -> tuple[str, bool]:
     return key, True
 
 
+def bastion_command() -> str:
+    """How to run this bastion from here: `bastion` when the shell finds this one, else its path (`make run`
+    starts `.venv/bin/bastion`, which is not on PATH until the virtualenv is activated)."""
+    ours = Path(sys.executable).parent / "bastion"
+    found = shutil.which("bastion")
+    if not ours.exists() or (found is not None and os.path.samefile(found, ours)):
+        return "bastion"
+    try:
+        return str(ours.relative_to(Path.cwd()))
+    except ValueError:
+        return str(ours)
+
+
 def prepare_demo(settings: Settings) -> Settings:
     """Create whatever part of the demo is missing; print the URL, the key and client configuration."""
     settings = _demo_settings(settings)
@@ -111,11 +127,12 @@ def prepare_demo(settings: Settings) -> Settings:
     key_file = settings.data_dir / "api-key"
     url = settings.resource_url
     fresh = "new, " if created else ""
+    bastion = bastion_command()
     console.print(
         f"\n  MCP endpoint  {url}"
         f"\n  API key       {key}   ({fresh}saved in {key_file}, mode 0600)"
         f"\n  policy        {settings.policy_file}"
-        f"\n  audit         bastion --data-dir {settings.data_dir} audit tail -f\n",
+        f"\n  audit         {bastion} --data-dir {settings.data_dir} audit tail -f\n",
         highlight=False,
         soft_wrap=True,
     )
@@ -128,7 +145,7 @@ def prepare_demo(settings: Settings) -> Settings:
         )
         console.print()
     console.print(
-        f"  More clients: bastion client-config --client claude-desktop|cursor --url {url} --key-file {key_file}\n",
+        f"  More clients: {bastion} client-config --client claude-desktop|cursor --url {url} --key-file {key_file}\n",
         highlight=False,
         soft_wrap=True,
     )
