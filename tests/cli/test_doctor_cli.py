@@ -70,6 +70,8 @@ def test_a_healthy_deployment_passes(data_dir: Path) -> None:
     ):
         assert found[name]["status"] == "ok", found[name]
     assert found[f"mirror {OWNER}/{REPO}"]["detail"].startswith("last sync ")
+    # doctor does not serve: it names the URL the server would advertise, without claiming it is up
+    assert found["settings"]["detail"].endswith(", public URL http://127.0.0.1:8000/mcp"), found["settings"]
     assert "at schema" in found["state store"]["detail"]
     assert found["git"]["detail"].split(": ", 1)[1].startswith("git version")
     assert found["rg"]["detail"].split(": ", 1)[1].startswith("ripgrep")

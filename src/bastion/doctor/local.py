@@ -32,7 +32,9 @@ def check_settings(settings: Settings, timeout: float) -> list[CheckResult]:
     except BastionError as exc:
         results.append(fail_result("settings", error_text(exc), "correct the BASTION_* variable the message names"))
     else:
-        results.append(ok_result("settings", f"parsed; data dir {settings.data_dir}, serving {settings.resource_url}"))
+        results.append(
+            ok_result("settings", f"parsed; data dir {settings.data_dir}, public URL {settings.resource_url}")
+        )
     if settings.tracing.enabled and importlib.util.find_spec("opentelemetry.sdk") is None:
         results.append(
             fail_result(
