@@ -88,8 +88,14 @@ class ApiKeyAuthenticator:
         if cached is None or (self._watch is None and time.monotonic() - cached.fetched_at > self._cache_seconds):
             cached = await self._load(key_id, version)
         if cached is None or not keys_match(token, cached.record.key_hash):
-            # A wrong secret for a real key id reads exactly like an unknown key: the id alone proves nothing.
-            logger.info("API key rejected: unknown key (key id %s)", key_id)
+            # To the caller, a wrong secret for a real key id reads exactly like an unknown key: the id alone proves
+            # nothing. The operator is told the difference: someone holds a real key's id with the wrong secret.
+            if cached is None:
+                logger.info("API key rejected: unknown key (key id %s)", key_id)
+            else:
+                logger.warning(
+                    "API key rejected: wrong secret for existing key id %s (subject %s)", key_id, cached.record.subject
+                )
             raise Unauthenticated(
                 f"API key not recognised (key id {key_id}): it was never issued by this server, was deleted, or "
                 "was copied incompletely; check the key or ask an administrator for a new one"
