@@ -47,7 +47,7 @@ from bastion.tools.access import Access
 from bastion.transport.authn import AuthenticationMiddleware
 from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
-from bastion.transport.metadata import protected_resource_routes, resource_metadata_url
+from bastion.transport.metadata import protected_resource_routes, resource_metadata_url, unserved_well_known
 from bastion.transport.network import OPEN_PATHS, IpAllowlist, IpAllowlistMiddleware
 from bastion.transport.protocol import ProtocolGuardMiddleware
 
@@ -288,6 +288,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 methods=["GET"],
             ),
             *metadata_routes,
+            unserved_well_known(oauth=bool(oidc.issuer)),  # the rest of /.well-known/: 404, never a 401
             *github_routes,  # POST /webhooks/github: HMAC-signed, no bearer token
             *observability.routes,  # /metrics (unless metrics.port serves it apart)
             Mount("/", app=protected),

@@ -310,6 +310,25 @@ async def test_health_and_ready_answer_without_credentials(deployment: Deploymen
     assert mcp.status_code == 401  # only the health endpoints are open
 
 
+async def test_oauth_discovery_is_404_on_a_server_that_takes_api_keys_only(deployment: Deployment) -> None:
+    """Clients probe these before they hold a credential; a 401 would read as "OAuth required here"."""
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for path in (
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ):
+            response = await http.get(deployment.url + path)
+            assert response.status_code == 404, (path, response.text)
+            assert "www-authenticate" not in response.headers, path
+            assert response.json() == {
+                "error": "not_found",
+                "error_description": "this server publishes no OAuth metadata: it takes API keys "
+                "('Authorization: Bearer <key>', from 'bastion keys create')",
+            }
+
+
 async def test_ready_reports_a_broken_mirror_and_recovers(deployment: Deployment) -> None:
     mirror = deployment.settings.mirrors_dir / "acme" / "vault.git"
     moved = mirror.with_name("vault.git.moved-away")

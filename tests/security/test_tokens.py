@@ -354,6 +354,13 @@ async def test_protected_resource_metadata_is_served_without_authentication(
         assert response.status_code == 200, response.text
         assert response.json() == expected
         assert response.headers["access-control-allow-origin"] == "*"
+    # any other discovery document is not ours to publish: 404, pointing at the one that is, never a challenge
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+        response = await http.get(served.url + path)
+        assert (response.status_code, "www-authenticate" in response.headers) == (404, False), path
+        assert response.json()["error_description"] == (
+            "not published here; this server's OAuth metadata is at /.well-known/oauth-protected-resource"
+        )
 
 
 async def test_an_unreachable_identity_provider_is_503_not_a_challenge(

@@ -12,9 +12,18 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
-__all__ = ["WELL_KNOWN_PATH", "protected_resource_metadata", "protected_resource_routes", "resource_metadata_url"]
+from bastion.transport.edge import send_json_error
+
+__all__ = [
+    "WELL_KNOWN_PATH",
+    "protected_resource_metadata",
+    "protected_resource_routes",
+    "resource_metadata_url",
+    "unserved_well_known",
+]
 
 WELL_KNOWN_PATH = "/.well-known/oauth-protected-resource"
 _CORS = {
@@ -61,3 +70,22 @@ def protected_resource_routes(
     resource_path = urlsplit(resource_url).path.rstrip("/")
     paths = dict.fromkeys([WELL_KNOWN_PATH, f"{WELL_KNOWN_PATH}/mcp", f"{WELL_KNOWN_PATH}{resource_path}"])
     return [Route(path, metadata, methods=["GET", "OPTIONS"]) for path in paths]
+
+
+def unserved_well_known(*, oauth: bool) -> Mount:
+    """Every other `/.well-known/` path: 404 without authentication, saying what the server does publish.
+
+    Clients probe these before they have a credential (RFC 9728, RFC 8414, OpenID discovery); a 401 there would
+    read as "OAuth is required here" to a client that should simply send its API key."""
+    if oauth:
+        description = f"not published here; this server's OAuth metadata is at {WELL_KNOWN_PATH}"
+    else:
+        description = (
+            "this server publishes no OAuth metadata: it takes API keys ('Authorization: Bearer <key>', from "
+            "'bastion keys create')"
+        )
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json_error(send, 404, "not_found", description)
+
+    return Mount("/.well-known", app=not_found)
