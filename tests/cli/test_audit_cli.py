@@ -98,8 +98,10 @@ def _stamp(moment: datetime) -> str:
 
 
 def test_tail_prints_the_newest_events_oldest_first(data_dir: Path) -> None:
-    code, out, _ = _audit(data_dir, "tail", "-n", "2")
+    code, out, err = _audit(data_dir, "tail", "-n", "2")
     assert code == 0
+    # the column names go to stderr, so stdout stays nothing but events for pipes and grep
+    assert err.splitlines() == ["time  subject  client  tool  repo@ref (sha)  decision/outcome  duration  reason"]
     assert out.splitlines() == [
         f"{_stamp(NOW - timedelta(minutes=4))}  bob  vscode  search_code  acme/secrets  deny/denied  0.4ms  "
         '"no rule allows bob to search acme/secrets"',
@@ -107,6 +109,14 @@ def test_tail_prints_the_newest_events_oldest_first(data_dir: Path) -> None:
         "allow/ok  31.0ms",
     ]
     assert len(_audit(data_dir, "tail")[1].splitlines()) == 4  # default -n 20 shows all four
+    assert _audit(data_dir, "tail", "--json")[2] == ""  # JSON lines describe themselves
+
+
+def test_tail_of_an_empty_log_says_so(tmp_path: Path) -> None:
+    _write(tmp_path, [])
+    code, out, err = _audit(tmp_path, "tail")
+    assert (code, out) == (0, "")
+    assert err.splitlines()[-1] == "No audit events yet."
 
 
 def test_tail_json_is_one_parseable_object_per_line_with_positions(data_dir: Path) -> None:

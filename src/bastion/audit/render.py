@@ -7,7 +7,7 @@ from datetime import UTC
 
 from bastion.audit.event import AuditEvent
 
-__all__ = ["render_json", "render_line"]
+__all__ = ["LINE_HEADER", "render_json", "render_line"]
 
 SHORT_SHA = 7
 MISSING = "-"
@@ -32,6 +32,9 @@ def _target(event: AuditEvent) -> str:
     if event.resolved_sha and event.resolved_sha != event.ref:
         target += f" ({_printable(event.resolved_sha[:SHORT_SHA])})"
     return target
+
+
+LINE_HEADER = "time  subject  client  tool  repo@ref (sha)  decision/outcome  duration  reason"
 
 
 def render_line(event: AuditEvent) -> str:

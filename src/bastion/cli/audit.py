@@ -15,7 +15,7 @@ from typing import Annotated, TextIO
 import typer
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.render import render_json, render_line
+from bastion.audit.render import LINE_HEADER, render_json, render_line
 from bastion.audit.setup import chain_key, open_sink
 from bastion.audit.sink import AuditQuery, QueryableSink
 from bastion.audit.spool import read_heads
@@ -92,6 +92,12 @@ def _since(text: str | None) -> datetime | None:
     return moment
 
 
+def _header(as_json: bool) -> None:
+    """What the columns of a human line are, on stderr: stdout stays nothing but events, for pipes and grep."""
+    if not as_json:
+        typer.echo(LINE_HEADER, err=True)
+
+
 def _print(rows: list[tuple[int, AuditEvent]], as_json: bool) -> None:
     for position, event in rows:
         typer.echo(render_json(event, position) if as_json else render_line(event))
@@ -119,6 +125,9 @@ def tail(
     sink = _open(ctx, sink_name)
     try:
         rows = _query(sink, AuditQuery(limit=lines))
+        _header(as_json)
+        if not rows and not as_json and lines:
+            typer.echo("No audit events yet." + (" Waiting for new ones (Ctrl-C to stop)." if follow else ""), err=True)
         _print(rows, as_json)
         if not follow:
             return
@@ -169,6 +178,8 @@ def search(
         sink.close()
     if not rows and not as_json:
         typer.echo("No matching audit events.", err=True)
+    elif rows:
+        _header(as_json)
     _print(rows, as_json)
 
 
