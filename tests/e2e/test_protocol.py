@@ -152,7 +152,11 @@ MISMATCHES = {
         {"Mcp-Method": "tools/list"},
         "mcp-method header does not match the request body's method",
     ),
-    "Mcp-Method missing": ({"Mcp-Method": None}, "mcp-method header does not match the request body's method"),
+    "Mcp-Method missing": (
+        {"Mcp-Method": None},
+        "Mcp-Method header is missing: a 2026-07-28 request names its JSON-RPC method in it "
+        "(for this request: 'Mcp-Method: tools/call')",
+    ),
 }
 
 
@@ -242,19 +246,51 @@ async def test_transport_refusals_are_audited(deployment: Deployment) -> None:
         assert event.reason, request_id
 
 
+SUPPORTED = [MODERN, "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
+
+
+def _unsupported(version: str) -> dict[str, Any]:
+    return {
+        "code": UNSUPPORTED_VERSION,
+        "message": f"unsupported MCP-Protocol-Version {version!r}: this server speaks {MODERN} (no handshake) and "
+        "2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05 (after initialize)",
+        "data": {"supported": SUPPORTED, "requested": version},
+    }
+
+
 async def test_unsupported_protocol_version(deployment: Deployment) -> None:
-    headers = modern_headers(deployment.keys["alice"], name="list_repositories")
+    """Named as the header's version, with every version served (the SDK alone lists only 2026-07-28, and for an
+    `initialize` complains about the body's missing `_meta` instead)."""
+    key = deployment.keys["alice"]
+    headers = modern_headers(key, name="list_repositories")
     headers["MCP-Protocol-Version"] = "2099-01-01"
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "initialize",
+        "params": {"protocolVersion": "2024-01-01", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}},
+    }
     async with httpx2.AsyncClient(timeout=30) as http:
         response = await http.post(
             deployment.mcp_url, content=_list_repositories(envelope(version="2099-01-01")), headers=headers
         )
+        old = await http.post(
+            deployment.mcp_url, json=initialize, headers=http_headers(key, **{"MCP-Protocol-Version": "2024-01-01"})
+        )
     assert response.status_code == 400, response.text
-    assert response.json()["error"] == {
-        "code": UNSUPPORTED_VERSION,
-        "message": "Unsupported protocol version",
-        "data": {"supported": [MODERN], "requested": "2099-01-01"},
-    }
+    assert response.json()["error"] == _unsupported("2099-01-01")
+    assert old.status_code == 400, old.text
+    assert old.json() == {"jsonrpc": "2.0", "id": 7, "error": _unsupported("2024-01-01")}
+
+
+async def test_a_modern_notification_without_mcp_method_is_still_acknowledged(deployment: Deployment) -> None:
+    """Only requests must carry Mcp-Method; the SDK acknowledges a notification POST with 202."""
+    headers = modern_headers(deployment.keys["alice"], method="notifications/cancelled")
+    del headers["Mcp-Method"]
+    notification = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await http.post(deployment.mcp_url, json=notification, headers=headers)
+    assert response.status_code == 202, response.text
 
 
 async def test_unknown_tool_is_a_protocol_error(deployment: Deployment, era: str) -> None:

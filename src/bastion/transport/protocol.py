@@ -9,8 +9,14 @@ Two gaps of the SDK's transport (mcp 2.3.0), closed right around it:
   HTTP error before any tool runs, so nothing would audit them. Any 4xx/5xx the SDK answers on /mcp is recorded
   here, with its JSON-RPC error code and message.
 
-Only requests with a handshake-era header have their body parsed here (a few microseconds); modern requests pass
-through untouched unless the SDK refuses them.
+Two of the SDK's refusals are made here instead, in words that say what is wrong:
+
+- a version header this server does not speak (the SDK takes it for a 2026-07-28 request and complains about the
+  body's `_meta`, or lists only 2026-07-28 as supported although the handshake versions are served too);
+- a 2026-07-28 request without its `Mcp-Method` header (the SDK says the header "does not match" the body).
+
+Only requests with a handshake-era header, or refused here, have their body parsed (a few microseconds); modern
+requests pass through untouched unless the SDK refuses them.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
 
-from mcp_types import HEADER_MISMATCH
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import HEADER_MISMATCH, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent, Outcome, caller_fields
@@ -34,6 +40,8 @@ __all__ = ["ProtocolGuardMiddleware"]
 
 _META_VERSION = "io.modelcontextprotocol/protocolVersion"
 _LEGACY = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
+_MODERN = frozenset(MODERN_PROTOCOL_VERSIONS)
+_SUPPORTED = [*sorted(MODERN_PROTOCOL_VERSIONS, reverse=True), *sorted(HANDSHAKE_PROTOCOL_VERSIONS, reverse=True)]
 _ERROR_BODY_LIMIT = 4096  # enough for any JSON-RPC error the SDK writes; more is not buffered
 
 
@@ -58,6 +66,15 @@ def _request_id(body: bytes) -> str | int | None:
         return None
     identifier = message.get("id") if isinstance(message, dict) else None
     return identifier if isinstance(identifier, str | int) and not isinstance(identifier, bool) else None
+
+
+def _method(body: bytes) -> str | None:
+    try:
+        message: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    method = message.get("method") if isinstance(message, dict) else None
+    return method[:64] if isinstance(method, str) else None
 
 
 def _jsonrpc_error(body: bytes) -> tuple[int | None, str | None]:
@@ -85,25 +102,67 @@ class ProtocolGuardMiddleware:
             return
         started = perf_counter()
         version = header(scope, b"mcp-protocol-version")
-        if version in _LEGACY and scope.get("method") == "POST":
-            body = await read_body(receive)
-            if body is None:
+        if version is not None and scope.get("method") == "POST":
+            if version in _MODERN:
+                if header(scope, b"mcp-method") is None:
+                    await self._refuse_missing_method(scope, receive, send, started)
+                    return
+            elif version in _LEGACY:
+                body = await read_body(receive)
+                if body is None:
+                    return
+                envelope = _envelope_version(body)
+                if envelope is not None and envelope != version:
+                    message = (
+                        f"MCP-Protocol-Version header {version} does not match the request's _meta protocol version "
+                        f"{envelope}"
+                    )
+                    await self._refuse(scope, send, body, HEADER_MISMATCH, message, None, started)
+                    return
+                receive = replay(body, receive)
+            else:
+                await self._refuse_version(scope, receive, send, version, started)
                 return
-            envelope = _envelope_version(body)
-            if envelope is not None and envelope != version:
-                await self._refuse_mismatch(scope, send, body, version, envelope, started)
-                return
-            receive = replay(body, receive)
         await self._watched(scope, receive, send, started)
 
-    async def _refuse_mismatch(
-        self, scope: Scope, send: Send, body: bytes, version: str, envelope: str, started: float
-    ) -> None:
+    async def _refuse_version(self, scope: Scope, receive: Receive, send: Send, version: str, started: float) -> None:
+        body = await read_body(receive)
+        if body is None:
+            return
         message = (
-            f"MCP-Protocol-Version header {version} does not match the request's _meta protocol version {envelope}"
+            f"unsupported MCP-Protocol-Version {version[:64]!r}: this server speaks {', '.join(_SUPPORTED[:1])} "
+            f"(no handshake) and {', '.join(_SUPPORTED[1:])} (after initialize)"
         )
-        answer = {"jsonrpc": "2.0", "id": _request_id(body), "error": {"code": HEADER_MISMATCH, "message": message}}
-        payload = json.dumps(answer).encode()
+        data = {"supported": _SUPPORTED, "requested": version[:64]}
+        await self._refuse(scope, send, body, UNSUPPORTED_PROTOCOL_VERSION, message, data, started)
+
+    async def _refuse_missing_method(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        body = await read_body(receive)
+        if body is None:
+            return
+        if _request_id(body) is None:  # a notification (or not JSON-RPC at all): the SDK's to answer
+            await self._watched(scope, replay(body, receive), send, started)
+            return
+        method = _method(body)
+        named = f" (for this request: 'Mcp-Method: {method}')" if method else ""
+        message = f"Mcp-Method header is missing: a 2026-07-28 request names its JSON-RPC method in it{named}"
+        await self._refuse(scope, send, body, HEADER_MISMATCH, message, None, started)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        body: bytes,
+        code: int,
+        message: str,
+        data: dict[str, Any] | None,
+        started: float,
+    ) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            error["data"] = data
+        payload = json.dumps({"jsonrpc": "2.0", "id": _request_id(body), "error": error}).encode()
+        await self._audit(scope, 400, code, message, started)  # in the durable spool before the answer leaves
         await send(
             {
                 "type": "http.response.start",
@@ -112,24 +171,41 @@ class ProtocolGuardMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        await self._audit(scope, 400, HEADER_MISMATCH, message, started)
 
     async def _watched(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        """Run the SDK; an error it answers is audited before the answer leaves (held until then: it is small)."""
         status = 0
         error_body = bytearray()
+        held: list[Message] | None = None
+        audited = False
+
+        async def audit_and_release() -> None:
+            nonlocal held, audited
+            pending, held = held or [], None
+            audited = True
+            code, text = _jsonrpc_error(bytes(error_body))
+            await self._audit(scope, status, code, text or f"HTTP {status} from the MCP transport", started)
+            for message in pending:
+                await send(message)
 
         async def watching_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            elif message["type"] == "http.response.body" and status >= 400 and len(error_body) < _ERROR_BODY_LIMIT:
+                if status >= 400 and not scope.get(AUDITED_KEY):
+                    held = [message]
+                    return
+            elif message["type"] == "http.response.body" and held is not None:
+                held.append(message)
                 error_body.extend(message.get("body", b"")[: _ERROR_BODY_LIMIT - len(error_body)])
+                if not message.get("more_body", False) or len(error_body) >= _ERROR_BODY_LIMIT:
+                    await audit_and_release()
+                return
             await send(message)
 
         await self.app(scope, receive, watching_send)
-        if status >= 400 and not scope.get(AUDITED_KEY):
-            code, text = _jsonrpc_error(bytes(error_body))
-            await self._audit(scope, status, code, text or f"HTTP {status} from the MCP transport", started)
+        if held is not None or (status >= 400 and not audited and not scope.get(AUDITED_KEY)):
+            await audit_and_release()
 
     async def _audit(self, scope: Scope, status: int, code: int | None, reason: str, started: float) -> None:
         principal = scope.get(PRINCIPAL_KEY)
