@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from tests.repos.conftest import REPO, Mirrored
 from tests.support.gitrepo import ALICE, BOB, CAROL, git
 
 from bastion.errors import InvalidInput, NotFound, Unavailable
+from bastion.repos import analysis, history, trees
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.registry import Registry, new_record
 from bastion.repos.types import Blob, Contributor, TreeEntry
@@ -452,3 +455,62 @@ async def test_mirror_removed_while_serving(mirrored: Mirrored, tmp_path_factory
         shutil.rmtree(data_dir / "mirrors")
         with pytest.raises(Unavailable):
             await backend.read_blob(REPO, head.sha, "never-read-before.txt", 10)
+
+
+# -- huge diffs and listings ------------------------------------------------------------------------------------
+
+
+async def test_a_diff_over_the_file_cap_lists_the_first_files_and_says_so(
+    backend: MirrorBackend, mirrored: Mirrored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = mirrored.commits
+    whole = await backend.commit(REPO, commits["c2"], "stats")
+    assert (len(whole.files), whole.files_truncated) == (8, False)
+    monkeypatch.setattr(history, "MAX_DIFF_FILES", 3)
+    capped = await backend.commit(REPO, commits["c2"], "stats")
+    assert (capped.files, capped.files_truncated) == (whole.files[:3], True)
+    comparison = await backend.compare(REPO, commits["f1"], commits["c5"], detail="stats")
+    assert (len(comparison.files), comparison.files_truncated) == (3, True)
+    exact = await backend.compare(REPO, commits["c2"], commits["c5"], detail="full_patch", path="src")
+    assert (len(exact.files), exact.files_truncated) == (2, False)
+
+
+async def test_a_diff_cut_before_its_line_counts_is_incomplete_not_empty(
+    backend: MirrorBackend, mirrored: Mirrored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output over MAX_DIFF_OUTPUT that ends inside the per-file records yields no files; that must read as an
+    incomplete list (files_truncated), never as a commit that changed nothing."""
+    monkeypatch.setattr(history, "MAX_DIFF_OUTPUT", 200)
+    cut = await backend.commit(REPO, mirrored.commits["c2"], "stats")
+    assert (cut.files, cut.files_truncated) == ((), True)
+
+
+async def test_large_outputs_are_parsed_off_the_event_loop(
+    backend: MirrorBackend, mirrored: Mirrored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing is ~10 µs per file or entry: a 200,000-file commit or tree parsed on the event loop stalled every
+    other caller for seconds. Above a size (here: any), the parse runs in a worker thread with the same result."""
+    commits = mirrored.commits
+    on_loop = {
+        "diff": await backend.commit(REPO, commits["c2"], "full_patch"),
+        "tree": await backend.list_tree(REPO, commits["c5"], "", True),
+    }
+    threads: dict[str, list[bool]] = {"diff": [], "tree": [], "analysis": []}
+
+    def recorded(kind: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            threads[kind].append(threading.current_thread() is threading.main_thread())
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(history, "_PARSE_IN_THREAD", 0)
+    monkeypatch.setattr(history, "parse_diff_tree", recorded("diff", history.parse_diff_tree))
+    monkeypatch.setattr(trees, "_PARSE_IN_THREAD", 0)
+    monkeypatch.setattr(trees, "_parse_ls_tree", recorded("tree", trees._parse_ls_tree))
+    monkeypatch.setattr(analysis, "_summarize_output", recorded("analysis", analysis._summarize_output))
+    async with MirrorBackend(mirrored.settings) as fresh:  # nothing cached
+        assert await fresh.commit(REPO, commits["c2"], "full_patch") == on_loop["diff"]
+        assert await fresh.list_tree(REPO, commits["c5"], "", True) == on_loop["tree"]
+        await fresh.analyze(REPO, commits["c4"])
+    assert threads == {"diff": [False], "tree": [False, False], "analysis": [False]}  # analyze lists c4 too

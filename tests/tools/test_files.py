@@ -4,6 +4,7 @@ get_file_contents' `truncated` means (the sample repository)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,13 @@ from tests.tools.conftest import Widgets, write_policy
 from bastion.audit.event import AuditEvent
 from bastion.config import Settings
 from bastion.policy.loader import PolicyFile
+from bastion.policy.types import Operation
 from bastion.principal import Principal
+from bastion.repos import trees
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.sync import add_repository
 from bastion.services import Services
+from bastion.tools import files
 from bastion.tools.access import Access
 from bastion.tools.call import ToolCall
 from bastion.tools.files import MAX_TREE_ENTRIES, get_file_contents, get_repository_tree
@@ -198,3 +202,44 @@ async def test_a_binary_file_is_described_not_returned(widgets_call: ToolCall) -
     assert out is not None
     assert (out["binary"], out["content"], out["description"], out["size"]) == (True, None, "binary data", 1024)
     assert "is binary (binary data, 1024 bytes); its content is not returned as text" in _text(result)
+
+
+# -- a huge listing does not stall other callers ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_judging_thousands_of_entries_gives_other_callers_turns(
+    call: ToolCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each entry is one policy question (~10 µs): 200,000 of them in one go stalled the event loop for seconds.
+    The listing itself is parsed in a worker thread (tests/repos/test_mirror.py); judging it yields regularly."""
+    threads: list[bool] = []
+    parse = trees._parse_ls_tree
+
+    def recording(output: bytes) -> Any:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return parse(output)
+
+    monkeypatch.setattr(trees, "_parse_ls_tree", recording)
+    name = await call.repository("acme", "crowded", Operation.READ)
+    target = await call.authorize_ref(name, None, Operation.READ)
+    entries = await call.backend.list_tree(name, target.sha, "", True)
+    assert threads == [False]  # ~350 KB of ls-tree output: parsed off the event loop
+    assert len(entries) > 4 * files._YIELD_EVERY
+
+    ticks = 0
+
+    async def other_caller() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_caller())
+    await asyncio.sleep(0)
+    before = ticks
+    visible, hidden = await files._visible(call, name, target, entries)
+    during = ticks - before
+    other.cancel()
+    assert (len(visible), hidden) == (len(entries) - len(HIDDEN), len(HIDDEN))
+    assert during >= len(entries) // files._YIELD_EVERY  # the other caller ran between every chunk

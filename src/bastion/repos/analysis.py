@@ -8,6 +8,7 @@ are relative to now, so a cached result is recomputed after `ACTIVITY_TTL_SECOND
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,7 @@ def _files_summary(entries: tuple[TreeEntry, ...]) -> _FilesSummary:
         if language is not None:
             language_bytes[language] += entry.size or 0
             language_files[language] += 1
-    largest = tuple(sorted(files, key=lambda entry: (-(entry.size or 0), entry.path))[:LARGEST_FILES])
+    largest = tuple(heapq.nsmallest(LARGEST_FILES, files, key=lambda entry: (-(entry.size or 0), entry.path)))
     total = sum(entry.size or 0 for entry in files)
     by_bytes = dict(sorted(language_bytes.items(), key=lambda item: (-item[1], item[0])))
     by_files = dict(sorted(language_files.items(), key=lambda item: (-item[1], item[0])))
@@ -89,6 +90,10 @@ def _parse_history(data: bytes) -> list[tuple[int, str]]:
     return history
 
 
+def _summarize_output(sha: str, entries: tuple[TreeEntry, ...], log_output: bytes, now: datetime) -> RepoAnalysis:
+    return summarize(sha, entries, _parse_history(log_output), now)
+
+
 async def analyze(handle: MirrorHandle, sha: str) -> RepoAnalysis:
     cached = handle.analyses.get(sha)
     if cached is not None and time.monotonic() - cached[0] < ACTIVITY_TTL_SECONDS:
@@ -98,6 +103,8 @@ async def analyze(handle: MirrorHandle, sha: str) -> RepoAnalysis:
         tree_entries(handle, tree_oid, True),
         run_git(handle.git_dir, ["log", "--format=%at%x09%an", "-z", sha, "--"], time_limit=handle.timeout),
     )
-    analysis = summarize(sha, entries, _parse_history(log_run.stdout), datetime.now(UTC))
+    # A pass over every file and commit (about 5 µs each): in a worker thread, so a repository with hundreds of
+    # thousands of files does not stall every other caller.
+    analysis = await asyncio.to_thread(_summarize_output, sha, entries, log_run.stdout, datetime.now(UTC))
     handle.analyses.put(sha, (time.monotonic(), analysis))
     return analysis

@@ -22,6 +22,8 @@ __all__ = ["MAX_COMPARE_COMMITS", "MAX_LOG_LIMIT", "commit_detail", "compare", "
 MAX_LOG_LIMIT = 1000
 MAX_COMPARE_COMMITS = 250  # what GitHub's compare API returns at most
 MAX_DIFF_OUTPUT = 32 * 1024 * 1024  # a vendored dump in one commit must not fill memory
+MAX_DIFF_FILES = 3000  # files listed per commit or comparison (GitHub's per-commit limit); more set files_truncated
+_PARSE_IN_THREAD = 256 * 1024  # bytes of diff-tree output above which it is parsed in a worker thread
 MAX_AUTHOR_LENGTH = 200
 # One record per commit, fields NUL-separated, records NUL-terminated (-z).
 _LOG_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%cI", "%B")
@@ -90,9 +92,10 @@ async def log(
 
 async def _diff_files(
     handle: MirrorHandle, old: str | None, new: str, detail: DiffDetail, path: str | None = None
-) -> tuple[FileDiff, ...]:
+) -> tuple[tuple[FileDiff, ...], bool]:
+    """The changed files (at most MAX_DIFF_FILES), and whether there were more than listed."""
     if detail == "none":
-        return ()
+        return (), False
     with_patch = detail == "full_patch"
     args = [*DIFF_TREE_ARGS]
     if with_patch:
@@ -102,13 +105,22 @@ async def _diff_files(
     if path:
         args.append(path)
     result = await run_git(handle.git_dir, args, time_limit=handle.timeout, max_output=MAX_DIFF_OUTPUT)
-    return tuple(parse_diff_tree(result.stdout, with_patch=with_patch, complete=not result.truncated))
+    complete = not result.truncated
+    if len(result.stdout) > _PARSE_IN_THREAD:
+        # ~10 µs per file: a commit touching 200,000 files would stall every other caller for seconds.
+        files = await asyncio.to_thread(parse_diff_tree, result.stdout, with_patch=with_patch, complete=complete)
+    else:
+        files = parse_diff_tree(result.stdout, with_patch=with_patch, complete=complete)
+    # Output cut by MAX_DIFF_OUTPUT inside the per-file records (status, line counts) gives no files at all: that is
+    # an incomplete list, not an empty diff. A cut inside the patches leaves every file listed (without its patch).
+    return tuple(files[:MAX_DIFF_FILES]), len(files) > MAX_DIFF_FILES or (not complete and not files)
 
 
 async def commit_detail(handle: MirrorHandle, sha: str, detail: DiffDetail) -> CommitDetail:
     _, summary = await handle.reader.commit(sha)
     parent = summary.parents[0] if summary.parents else None
-    return CommitDetail(commit=summary, files=await _diff_files(handle, parent, sha, detail))
+    files, more = await _diff_files(handle, parent, sha, detail)
+    return CommitDetail(commit=summary, files=files, files_truncated=more)
 
 
 async def is_ancestor(handle: MirrorHandle, sha: str, tip: str) -> bool:
@@ -138,7 +150,7 @@ async def compare(handle: MirrorHandle, base: str, head: str, *, detail: DiffDet
     merge_base = merge_base_run.text.strip() or None if merge_base_run.returncode == 0 else None
     behind, _, ahead = counts_run.text.strip().partition("\t")
     # Without a common ancestor GitHub's three-dot compare has nothing to diff from; git's two-dot diff does.
-    files = await _diff_files(handle, merge_base or base, head, detail, path)
+    files, more = await _diff_files(handle, merge_base or base, head, detail, path)
     return Comparison(
         base_sha=base,
         head_sha=head,
@@ -147,4 +159,5 @@ async def compare(handle: MirrorHandle, base: str, head: str, *, detail: DiffDet
         behind_by=int(behind or 0),
         commits=tuple(parse_log(log_run.stdout)),
         files=files,
+        files_truncated=more,
     )

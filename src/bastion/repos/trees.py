@@ -7,6 +7,8 @@ for blob sizes; a recursive listing from one `git ls-tree -r -t -l -z` per tree 
 
 from __future__ import annotations
 
+import asyncio
+
 from bastion.errors import InvalidInput, Unavailable
 from bastion.repos.gitcmd import run_git
 from bastion.repos.handle import MirrorHandle
@@ -18,14 +20,26 @@ __all__ = ["MAX_LS_TREE_OUTPUT", "list_tree", "read_path", "tree_entries"]
 MAX_LS_TREE_OUTPUT = 256 * 1024 * 1024
 
 
+# Parsing a listing this large on the event loop would stall every other caller (about 10 µs per entry, so a
+# 200,000-file tree is seconds): above it, the parse and sort run in a worker thread.
+_PARSE_IN_THREAD = 256 * 1024
+
+
 async def tree_entries(handle: MirrorHandle, tree_oid: str, recursive: bool) -> tuple[TreeEntry, ...]:
     """Entries of a tree with paths relative to it, sorted by path."""
     key = (tree_oid, recursive)
     cached = handle.listings.get(key)
     if cached is not None:
         return cached
-    entries = await (_recursive_entries(handle, tree_oid) if recursive else _one_level(handle, tree_oid))
-    return handle.listings.put(key, tuple(sorted(entries, key=lambda entry: entry.path)))
+    if recursive:
+        entries = await _recursive_entries(handle, tree_oid)
+    else:
+        entries = _sorted(await _one_level(handle, tree_oid))
+    return handle.listings.put(key, entries)
+
+
+def _sorted(entries: list[TreeEntry]) -> tuple[TreeEntry, ...]:
+    return tuple(sorted(entries, key=lambda entry: entry.path))
 
 
 async def _one_level(handle: MirrorHandle, tree_oid: str) -> list[TreeEntry]:
@@ -37,7 +51,7 @@ async def _one_level(handle: MirrorHandle, tree_oid: str) -> list[TreeEntry]:
     ]
 
 
-async def _recursive_entries(handle: MirrorHandle, tree_oid: str) -> list[TreeEntry]:
+async def _recursive_entries(handle: MirrorHandle, tree_oid: str) -> tuple[TreeEntry, ...]:
     result = await run_git(
         handle.git_dir,
         ["ls-tree", "-r", "-t", "-l", "-z", tree_oid],
@@ -46,8 +60,15 @@ async def _recursive_entries(handle: MirrorHandle, tree_oid: str) -> list[TreeEn
     )
     if result.truncated:
         raise Unavailable(f"the tree of {handle.name} is too large to list recursively; list a subdirectory")
+    if len(result.stdout) > _PARSE_IN_THREAD:
+        return await asyncio.to_thread(_parse_ls_tree, result.stdout)
+    return _parse_ls_tree(result.stdout)
+
+
+def _parse_ls_tree(output: bytes) -> tuple[TreeEntry, ...]:
+    """`git ls-tree -r -t -l -z` output, sorted by path (pure: may run in a worker thread)."""
     entries: list[TreeEntry] = []
-    for record in result.stdout.split(b"\0"):
+    for record in output.split(b"\0"):
         if not record:
             continue
         meta, _, path = record.partition(b"\t")
@@ -57,7 +78,7 @@ async def _recursive_entries(handle: MirrorHandle, tree_oid: str) -> list[TreeEn
         entries.append(
             TreeEntry(path.decode("utf-8", "replace"), kind, mode, oid, int(size) if kind == "blob" else None)
         )
-    return entries
+    return _sorted(entries)
 
 
 def _prefixed(entries: tuple[TreeEntry, ...], prefix: str) -> list[TreeEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mcp_types import CallToolResult
@@ -22,9 +23,20 @@ __all__ = ["MAX_TREE_ENTRIES", "get_file_contents", "get_repository_tree"]
 MAX_TREE_ENTRIES = 5000
 
 
-def _visible(call: ToolCall, repo: str, target: AuthorizedRef, entries: list[TreeEntry]) -> tuple[list[TreeEntry], int]:
+_YIELD_EVERY = 1024  # entries judged between turns of the event loop: ~10 ms of policy checks at most
+
+
+async def _visible(
+    call: ToolCall, repo: str, target: AuthorizedRef, entries: list[TreeEntry]
+) -> tuple[list[TreeEntry], int]:
+    """The entries policy lets the caller see, and how many it hides. Each entry is one policy question, so a
+    listing of a huge tree gives other callers a turn every _YIELD_EVERY entries instead of stalling them."""
     allowed = call.path_filter(repo, target, Operation.READ)
-    visible = [entry for entry in entries if allowed(entry.path)]
+    visible: list[TreeEntry] = []
+    for start in range(0, len(entries), _YIELD_EVERY):
+        if start:
+            await asyncio.sleep(0)
+        visible.extend(entry for entry in entries[start : start + _YIELD_EVERY] if allowed(entry.path))
     return visible, len(entries) - len(visible)
 
 
@@ -52,13 +64,15 @@ async def get_file_contents(
     want = size_limit if (start_line or end_line or strict) else budget + (READ_SLACK if guarded else 0)
     found = await call.backend.read_blob(name, target.sha, clean, min(want, size_limit) + 1)
     if isinstance(found, list):
-        return _directory(call, name, target, clean, found)
+        return await _directory(call, name, target, clean, found)
     call.require_size(name, target, clean, found.size, Operation.READ)
     return await _file(call, name, target, found, start_line, end_line, budget)
 
 
-def _directory(call: ToolCall, repo: str, target: AuthorizedRef, path: str, entries: list[TreeEntry]) -> CallToolResult:
-    visible, hidden = _visible(call, repo, target, entries)
+async def _directory(
+    call: ToolCall, repo: str, target: AuthorizedRef, path: str, entries: list[TreeEntry]
+) -> CallToolResult:
+    visible, hidden = await _visible(call, repo, target, entries)
     out = FileContentsOut(
         repository=repo,
         path=path,
@@ -150,7 +164,7 @@ async def get_repository_tree(
     if prefix:
         prefix = call.authorize_path(name, target, prefix, Operation.READ)
     entries = await call.backend.list_tree(name, target.sha, prefix, recursive)
-    visible, hidden = _visible(call, name, target, entries)
+    visible, hidden = await _visible(call, name, target, entries)
     truncated = len(visible) > MAX_TREE_ENTRIES
     shown: list[TreeEntryOut] = [entry_out(entry) for entry in visible[:MAX_TREE_ENTRIES]]
     out = TreeOut(
