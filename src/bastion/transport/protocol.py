@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from mcp_types import HEADER_MISMATCH, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
@@ -41,48 +41,35 @@ __all__ = ["ProtocolGuardMiddleware"]
 _META_VERSION = "io.modelcontextprotocol/protocolVersion"
 _LEGACY = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
 _MODERN = frozenset(MODERN_PROTOCOL_VERSIONS)
-_SUPPORTED = [*sorted(MODERN_PROTOCOL_VERSIONS, reverse=True), *sorted(HANDSHAKE_PROTOCOL_VERSIONS, reverse=True)]
+_MODERN_NEWEST_FIRST = sorted(MODERN_PROTOCOL_VERSIONS, reverse=True)
+_LEGACY_NEWEST_FIRST = sorted(HANDSHAKE_PROTOCOL_VERSIONS, reverse=True)
 _ERROR_BODY_LIMIT = 4096  # enough for any JSON-RPC error the SDK writes; more is not buffered
 
 
-def _envelope_version(body: bytes) -> str | None:
-    """The 2026-07-28 `_meta` protocol version a JSON-RPC request carries, if it carries one."""
+def _decoded(body: bytes) -> dict[str, Any]:
+    """A JSON object from a request or response body; {} for anything else (the SDK answers malformed JSON)."""
     try:
         message: Any = json.loads(body)
     except (ValueError, RecursionError):
-        return None  # the SDK answers malformed JSON itself
-    if not isinstance(message, dict):
-        return None
+        return {}
+    return cast(dict[str, Any], message) if isinstance(message, dict) else {}
+
+
+def _envelope_version(message: dict[str, Any]) -> str | None:
+    """The 2026-07-28 `_meta` protocol version a JSON-RPC request carries, if it carries one."""
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     version = meta.get(_META_VERSION) if isinstance(meta, dict) else None
     return version if isinstance(version, str) else None
 
 
-def _request_id(body: bytes) -> str | int | None:
-    try:
-        message: Any = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    identifier = message.get("id") if isinstance(message, dict) else None
+def _request_id(message: dict[str, Any]) -> str | int | None:
+    identifier = message.get("id")
     return identifier if isinstance(identifier, str | int) and not isinstance(identifier, bool) else None
 
 
-def _method(body: bytes) -> str | None:
-    try:
-        message: Any = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    method = message.get("method") if isinstance(message, dict) else None
-    return method[:64] if isinstance(method, str) else None
-
-
-def _jsonrpc_error(body: bytes) -> tuple[int | None, str | None]:
-    try:
-        answer: Any = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    error = answer.get("error") if isinstance(answer, dict) else None
+def _jsonrpc_error(answer: dict[str, Any]) -> tuple[int | None, str | None]:
+    error = answer.get("error")
     if not isinstance(error, dict):
         return None, None
     code, message = error.get("code"), error.get("message")
@@ -111,13 +98,14 @@ class ProtocolGuardMiddleware:
                 body = await read_body(receive)
                 if body is None:
                     return
-                envelope = _envelope_version(body)
+                request = _decoded(body)
+                envelope = _envelope_version(request)
                 if envelope is not None and envelope != version:
                     message = (
                         f"MCP-Protocol-Version header {version} does not match the request's _meta protocol version "
                         f"{envelope}"
                     )
-                    await self._refuse(scope, send, body, HEADER_MISMATCH, message, None, started)
+                    await self._refuse(scope, send, _request_id(request), HEADER_MISMATCH, message, None, started)
                     return
                 receive = replay(body, receive)
             else:
@@ -130,29 +118,33 @@ class ProtocolGuardMiddleware:
         if body is None:
             return
         message = (
-            f"unsupported MCP-Protocol-Version {version[:64]!r}: this server speaks {', '.join(_SUPPORTED[:1])} "
-            f"(no handshake) and {', '.join(_SUPPORTED[1:])} (after initialize)"
+            f"unsupported MCP-Protocol-Version {version[:64]!r}: this server speaks {', '.join(_MODERN_NEWEST_FIRST)} "
+            f"(no handshake) and {', '.join(_LEGACY_NEWEST_FIRST)} (after initialize)"
         )
-        data = {"supported": _SUPPORTED, "requested": version[:64]}
-        await self._refuse(scope, send, body, UNSUPPORTED_PROTOCOL_VERSION, message, data, started)
+        data = {"supported": [*_MODERN_NEWEST_FIRST, *_LEGACY_NEWEST_FIRST], "requested": version[:64]}
+        await self._refuse(
+            scope, send, _request_id(_decoded(body)), UNSUPPORTED_PROTOCOL_VERSION, message, data, started
+        )
 
     async def _refuse_missing_method(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         body = await read_body(receive)
         if body is None:
             return
-        if _request_id(body) is None:  # a notification (or not JSON-RPC at all): the SDK's to answer
+        request = _decoded(body)
+        request_id = _request_id(request)
+        if request_id is None:  # a notification (or not JSON-RPC at all): the SDK's to answer
             await self._watched(scope, replay(body, receive), send, started)
             return
-        method = _method(body)
-        named = f" (for this request: 'Mcp-Method: {method}')" if method else ""
+        method = request.get("method")
+        named = f" (for this request: 'Mcp-Method: {method[:64]}')" if isinstance(method, str) and method else ""
         message = f"Mcp-Method header is missing: a 2026-07-28 request names its JSON-RPC method in it{named}"
-        await self._refuse(scope, send, body, HEADER_MISMATCH, message, None, started)
+        await self._refuse(scope, send, request_id, HEADER_MISMATCH, message, None, started)
 
     async def _refuse(
         self,
         scope: Scope,
         send: Send,
-        body: bytes,
+        request_id: str | int | None,
         code: int,
         message: str,
         data: dict[str, Any] | None,
@@ -161,7 +153,7 @@ class ProtocolGuardMiddleware:
         error: dict[str, Any] = {"code": code, "message": message}
         if data is not None:
             error["data"] = data
-        payload = json.dumps({"jsonrpc": "2.0", "id": _request_id(body), "error": error}).encode()
+        payload = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": error}).encode()
         await self._audit(scope, 400, code, message, started)  # in the durable spool before the answer leaves
         await send(
             {
@@ -183,7 +175,7 @@ class ProtocolGuardMiddleware:
             nonlocal held, audited
             pending, held = held or [], None
             audited = True
-            code, text = _jsonrpc_error(bytes(error_body))
+            code, text = _jsonrpc_error(_decoded(bytes(error_body)))
             await self._audit(scope, status, code, text or f"HTTP {status} from the MCP transport", started)
             for message in pending:
                 await send(message)
