@@ -13,7 +13,7 @@ from tests.repos.conftest import REPO, Mirrored
 from tests.support.gitrepo import ALICE, BOB, CAROL, git
 
 from bastion.errors import InvalidInput, NotFound, Unavailable
-from bastion.repos import analysis, history, trees
+from bastion.repos import analysis, gitcmd, history, trees
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.registry import Registry, new_record
 from bastion.repos.types import Blob, Contributor, TreeEntry
@@ -504,9 +504,8 @@ async def test_large_outputs_are_parsed_off_the_event_loop(
 
         return wrapper
 
-    monkeypatch.setattr(history, "_PARSE_IN_THREAD", 0)
+    monkeypatch.setattr(gitcmd, "PARSE_IN_THREAD", 0)
     monkeypatch.setattr(history, "parse_diff_tree", recorded("diff", history.parse_diff_tree))
-    monkeypatch.setattr(trees, "_PARSE_IN_THREAD", 0)
     monkeypatch.setattr(trees, "_parse_ls_tree", recorded("tree", trees._parse_ls_tree))
     monkeypatch.setattr(analysis, "_summarize_output", recorded("analysis", analysis._summarize_output))
     async with MirrorBackend(mirrored.settings) as fresh:  # nothing cached

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from bastion.errors import InvalidInput
 from bastion.repos.backend import DiffDetail
 from bastion.repos.diffs import DIFF_TREE_ARGS, parse_diff_tree
-from bastion.repos.gitcmd import run_git
+from bastion.repos.gitcmd import parse_output, run_git
 from bastion.repos.handle import MirrorHandle
 from bastion.repos.objects import subject_of
 from bastion.repos.types import CommitDetail, CommitSummary, Comparison, FileDiff
@@ -23,7 +23,6 @@ MAX_LOG_LIMIT = 1000
 MAX_COMPARE_COMMITS = 250  # what GitHub's compare API returns at most
 MAX_DIFF_OUTPUT = 32 * 1024 * 1024  # a vendored dump in one commit must not fill memory
 MAX_DIFF_FILES = 3000  # files listed per commit or comparison (GitHub's per-commit limit); more set files_truncated
-_PARSE_IN_THREAD = 256 * 1024  # bytes of diff-tree output above which it is parsed in a worker thread
 MAX_AUTHOR_LENGTH = 200
 # One record per commit, fields NUL-separated, records NUL-terminated (-z).
 _LOG_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%cI", "%B")
@@ -106,11 +105,9 @@ async def _diff_files(
         args.append(path)
     result = await run_git(handle.git_dir, args, time_limit=handle.timeout, max_output=MAX_DIFF_OUTPUT)
     complete = not result.truncated
-    if len(result.stdout) > _PARSE_IN_THREAD:
-        # ~10 µs per file: a commit touching 200,000 files would stall every other caller for seconds.
-        files = await asyncio.to_thread(parse_diff_tree, result.stdout, with_patch=with_patch, complete=complete)
-    else:
-        files = parse_diff_tree(result.stdout, with_patch=with_patch, complete=complete)
+    files = await parse_output(
+        lambda output: parse_diff_tree(output, with_patch=with_patch, complete=complete), result.stdout
+    )
     # Output cut by MAX_DIFF_OUTPUT inside the per-file records (status, line counts) gives no files at all: that is
     # an incomplete list, not an empty diff. A cut inside the patches leaves every file listed (without its patch).
     return tuple(files[:MAX_DIFF_FILES]), len(files) > MAX_DIFF_FILES or (not complete and not files)

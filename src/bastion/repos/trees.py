@@ -7,10 +7,8 @@ for blob sizes; a recursive listing from one `git ls-tree -r -t -l -z` per tree 
 
 from __future__ import annotations
 
-import asyncio
-
 from bastion.errors import InvalidInput, Unavailable
-from bastion.repos.gitcmd import run_git
+from bastion.repos.gitcmd import parse_output, run_git
 from bastion.repos.handle import MirrorHandle
 from bastion.repos.objects import entry_type
 from bastion.repos.types import Blob, TreeEntry
@@ -18,11 +16,6 @@ from bastion.repos.types import Blob, TreeEntry
 __all__ = ["MAX_LS_TREE_OUTPUT", "list_tree", "read_path", "tree_entries"]
 
 MAX_LS_TREE_OUTPUT = 256 * 1024 * 1024
-
-
-# Parsing a listing this large on the event loop would stall every other caller (about 10 µs per entry, so a
-# 200,000-file tree is seconds): above it, the parse and sort run in a worker thread.
-_PARSE_IN_THREAD = 256 * 1024
 
 
 async def tree_entries(handle: MirrorHandle, tree_oid: str, recursive: bool) -> tuple[TreeEntry, ...]:
@@ -60,9 +53,7 @@ async def _recursive_entries(handle: MirrorHandle, tree_oid: str) -> tuple[TreeE
     )
     if result.truncated:
         raise Unavailable(f"the tree of {handle.name} is too large to list recursively; list a subdirectory")
-    if len(result.stdout) > _PARSE_IN_THREAD:
-        return await asyncio.to_thread(_parse_ls_tree, result.stdout)
-    return _parse_ls_tree(result.stdout)
+    return await parse_output(_parse_ls_tree, result.stdout)
 
 
 def _parse_ls_tree(output: bytes) -> tuple[TreeEntry, ...]:
