@@ -40,14 +40,16 @@ def render_client_config(
     name: str = "bastion",
     embed_key: bool = False,
 ) -> str:
-    """Text to paste (with one line saying where), for `client`."""
+    """Text to paste (with one line saying where), for `client`; first a warning when it holds the key."""
     if client == "claude-code":
-        return _claude_code(url, key, key_file, name, embed_key)
-    if client == "claude-desktop":
-        return _claude_desktop(url, key, key_file, name, embed_key)
-    if client == "vscode":
-        return _vscode(url, key, name, embed_key)
-    return _cursor(url, key, key_file, name, embed_key)
+        text = _claude_code(url, key, key_file, name, embed_key)
+    elif client == "claude-desktop":
+        text = _claude_desktop(url, key, key_file, name, embed_key)
+    elif client == "vscode":
+        text = _vscode(url, key, name, embed_key)
+    else:
+        text = _cursor(url, key, key_file, name, embed_key)
+    return f"{_KEY_WARNING}\n{text}" if embed_key and key else text
 
 
 def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
@@ -61,8 +63,7 @@ def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, em
         "mcpServers": {name: {"type": "http", "url": url, "headers": {"Authorization": f"Bearer ${{{ENV_VAR}}}"}}}
     }
     return "\n".join(
-        ([_KEY_WARNING] if embed_key and key else [])
-        + [
+        [
             "# Claude Code: run once (adds the server for your user)",
             f"claude mcp add --transport http --scope user {shlex.quote(name)} {shlex.quote(url)} --header {header}",
             "",
@@ -85,8 +86,6 @@ def _claude_desktop(url: str, key: str | None, key_file: Path | None, name: str,
         # mcp-remote refuses plain HTTP to any host but this one unless told otherwise.
         args.append("--allow-http")
         lines.append("# plain HTTP to another machine: the key crosses the network unencrypted; prefer an https URL")
-    if embed_key and key:
-        lines.insert(0, _KEY_WARNING)
     config = {"mcpServers": {name: {"command": "npx", "args": args, "env": {"BASTION_AUTH_HEADER": value}}}}
     return "\n".join([*lines, _json(config)])
 
@@ -112,7 +111,7 @@ def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
         }
     if embed_key and key:
         # A project's .vscode/mcp.json is usually committed: a snippet holding the key belongs in the user's file.
-        where = [_KEY_WARNING, "# VS Code (Copilot agent mode): run 'MCP: Open User Configuration' and merge this"]
+        where = ["# VS Code (Copilot agent mode): run 'MCP: Open User Configuration' and merge this"]
     else:
         where = ["# VS Code (Copilot agent mode): save as .vscode/mcp.json (or run 'MCP: Open User Configuration')"]
     return "\n".join([*where, _json(config)])
@@ -121,10 +120,9 @@ def _vscode(url: str, key: str | None, name: str, embed_key: bool) -> str:
 def _cursor(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:
     value = f"Bearer {key}" if embed_key and key else f"Bearer ${{env:{ENV_VAR}}}"
     if embed_key and key:
-        lines = [_KEY_WARNING, "# Cursor: save as ~/.cursor/mcp.json (your own file, not a project's .cursor/)"]
+        lines = ["# Cursor: save as ~/.cursor/mcp.json (your own file, not a project's .cursor/)"]
     else:
         lines = ["# Cursor: save as ~/.cursor/mcp.json (all projects) or .cursor/mcp.json (one project)"]
-    if not (embed_key and key):
         source = f"$(cat {shlex.quote(str(key_file.resolve()))})" if key_file else "<your key>"
         lines.append(f'# and start Cursor with the key in its environment: export {ENV_VAR}="{source}"')
     lines.append(_json({"mcpServers": {name: {"url": url, "headers": {"Authorization": value}}}}))
