@@ -228,13 +228,16 @@ async def test_a_diff_carries_no_more_of_a_file_than_a_read_may(deployment: Depl
     remote = deployment.remotes["acme/handbook"]
     added = git(remote, "log", "--format=%H", "-1", "main", "--", "data/large-export.csv").strip()
     parent = git(remote, "rev-parse", f"{added}~1").strip()
+    mib = f"{int(git(remote, 'cat-file', '-s', f'{added}:data/large-export.csv')) / 1024 / 1024:.1f}"
     async with mcp_client(deployment, era) as client:
         commit = await call(client, "get_commit", **HANDBOOK, sha=added, detail="full_patch")
         compared = await call(client, "compare_refs", **HANDBOOK, base=parent, head=added, detail="full_patch")
     for answer in (commit, compared):
         [csv] = [f for f in answer["files"] if f["path"] == "data/large-export.csv"]
         assert csv["patch"] is None
-        assert csv["patch_withheld"] == "the patch is over the 1.0 MiB file size limit of the policy"
+        assert csv["patch_withheld"] == (
+            f"patch withheld: file is {mib} MiB, over the 1.0 MiB limit of the policy's defaults.max_file_size"
+        )
         assert csv["additions"] == 60_001  # the stats still tell what changed
         assert "employee-000042" not in str(answer)
 

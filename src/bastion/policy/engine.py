@@ -19,7 +19,7 @@ from bastion.policy.model import Defaults, Effect, Rule
 from bastion.policy.sizes import format_size_pair
 from bastion.policy.types import AccessRequest, Decision, Operation
 
-__all__ = ["Check", "Policy", "RuleTrace", "request_problem"]
+__all__ = ["WHOLE_FILE_NOTE", "Check", "Policy", "RuleTrace", "request_problem"]
 
 Check = Literal["repository", "subject", "operation", "ref", "path", "size"]
 
@@ -152,7 +152,7 @@ class Policy:
                 whose = f"of rule '{rule.name}'" if rule.max_file_size else "of the policy's defaults.max_file_size"
                 return _Failure(
                     "size",
-                    f"file is {shown_size}, over the {shown_limit} limit {whose}{_WHOLE_FILE}",
+                    f"file is {shown_size}, over the {shown_limit} limit {whose}{WHOLE_FILE_NOTE}",
                     rule.name,
                 )
         return None
@@ -213,7 +213,7 @@ def _target_detail(miss: Check, rule: Rule, req: AccessRequest) -> str:
     return f"repository '{req.repo}' is not matched by {', '.join(rule.repositories.patterns)}"
 
 
-_WHOLE_FILE = " (a limit on the whole file: a line range does not lift it)"
+WHOLE_FILE_NOTE = " (a limit on the whole file: a line range does not lift it)"
 
 
 def _denied_reason(rule: Rule) -> str:

@@ -43,6 +43,7 @@ class _Change:
     status: DiffStatus
     old_path: bytes
     new_path: bytes
+    blobs: tuple[str, ...]
     additions: int = 0
     deletions: int = 0
     binary: bool = False
@@ -75,13 +76,15 @@ def _parse_raw(data: bytes) -> tuple[list[_Change], int]:
     position = 0
     while data.startswith(b":", position):
         meta, position = _token(data, position)
-        status_field = meta.rsplit(b" ", 1)[-1]
+        # ":<old mode> <new mode> <old id> <new id> <status>"; an id of zeros: no blob on that side
+        _, _, old_id, new_id, status_field = meta.split(b" ", 4)
+        blobs = tuple(oid.decode("ascii") for oid in (old_id, new_id) if oid.strip(b"0"))
         letter = status_field[:1]
         first, position = _token(data, position)
         second = first
         if letter in (b"R", b"C"):
             second, position = _token(data, position)
-        changes.append(_Change(_STATUS.get(letter, "modified"), first, second))
+        changes.append(_Change(_STATUS.get(letter, "modified"), first, second, blobs))
     return changes, position
 
 
@@ -150,6 +153,7 @@ def parse_diff_tree(data: bytes, *, with_patch: bool, complete: bool = True) -> 
                 old_path=change.old_path.decode("utf-8", "replace") if renamed else None,
                 binary=change.binary,
                 patch=patch_text,
+                blobs=change.blobs,
             )
         )
     return files

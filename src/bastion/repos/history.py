@@ -7,6 +7,7 @@ are always full SHAs from `resolve()`; caller values (author, path) go after `--
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bastion.errors import InvalidInput
@@ -108,9 +109,25 @@ async def _diff_files(
     files = await parse_output(
         lambda output: parse_diff_tree(output, with_patch=with_patch, complete=complete), result.stdout
     )
+    listed = await _with_sizes(handle, files[:MAX_DIFF_FILES]) if with_patch else files[:MAX_DIFF_FILES]
     # Output cut by MAX_DIFF_OUTPUT inside the per-file records (status, line counts) gives no files at all: that is
     # an incomplete list, not an empty diff. A cut inside the patches leaves every file listed (without its patch).
-    return tuple(files[:MAX_DIFF_FILES]), len(files) > MAX_DIFF_FILES or (not complete and not files)
+    return tuple(listed), len(files) > MAX_DIFF_FILES or (not complete and not files)
+
+
+async def _with_sizes(handle: MirrorHandle, files: list[FileDiff]) -> list[FileDiff]:
+    """Files with a patch get `size`, the larger of their two blobs (one pipelined `cat-file` batch), which policy's
+    max_file_size is checked against before the patch is shown."""
+    wanted = sorted({oid for f in files if f.patch is not None for oid in f.blobs})
+    infos = await handle.catfile.infos(wanted)
+    sizes = {oid: info.size for oid, info in zip(wanted, infos, strict=True) if info is not None}
+    # A blob that cannot be sized (it should not happen) leaves the size unknown: then the patch's length is used.
+    return [
+        replace(f, size=max(sizes[oid] for oid in f.blobs))
+        if f.patch is not None and f.blobs and all(oid in sizes for oid in f.blobs)
+        else f
+        for f in files
+    ]
 
 
 async def commit_detail(handle: MirrorHandle, sha: str, detail: DiffDetail) -> CommitDetail:

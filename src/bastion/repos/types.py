@@ -112,7 +112,8 @@ class CommitSummary:
 
 @dataclass(frozen=True, slots=True)
 class FileDiff:
-    """One file of a diff. `patch` is the unified diff hunk text (None when not asked or binary)."""
+    """One file of a diff. `patch` is the unified diff hunk text (None when not asked or binary). `size` is what
+    policy's max_file_size is checked against before a patch is shown (bastion.tools.history)."""
 
     path: str
     status: DiffStatus
@@ -121,6 +122,8 @@ class FileDiff:
     old_path: str | None = None
     binary: bool = False
     patch: str | None = None
+    blobs: tuple[str, ...] = ()  # the object ids of the file before and after (those that exist), when known
+    size: int | None = None  # the larger of the two blobs' sizes in bytes, when known
 
 
 @dataclass(frozen=True, slots=True)

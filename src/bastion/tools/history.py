@@ -10,7 +10,7 @@ from typing import Literal
 from mcp_types import CallToolResult
 
 from bastion.errors import InvalidInput
-from bastion.policy.sizes import format_size
+from bastion.policy.engine import WHOLE_FILE_NOTE
 from bastion.policy.types import Operation
 from bastion.repos.types import FileDiff
 from bastion.tools.access import AuthorizedRef
@@ -89,10 +89,24 @@ async def list_commits(
     return result(out, "\n".join([header, *lines]))
 
 
-def _size_limit(*targets: AuthorizedRef) -> int | None:
-    """The smallest `max_file_size` among the refs a diff was asked about (None: no limit)."""
-    limits = [t.decision.max_file_size for t in targets if t.decision.max_file_size is not None]
-    return min(limits) if limits else None
+def _patch_refusal(
+    call: ToolCall, repo: str, targets: Sequence[AuthorizedRef], operation: Operation
+) -> Callable[[FileDiff], str | None]:
+    """Why a file's patch must be withheld (None: it may be shown). A diff carries no more of a file than a read
+    may: each of the file's paths must allow `operation` at every ref asked about, for the file's size (the larger
+    side's blob; the patch's own length where the source does not say), under the rule that covers that path."""
+    access, principal = call.services.access, call.principal
+
+    def refusal(diff: FileDiff) -> str | None:
+        size = diff.size if diff.size is not None else len((diff.patch or "").encode())
+        for path in dict.fromkeys((diff.path, diff.old_path or diff.path)):
+            for target in targets:
+                decision = access.decide(principal, repo, operation, ref=target.policy_ref, path=path, size=size)
+                if not decision.allowed:
+                    return f"patch withheld: {decision.reason.removesuffix(WHOLE_FILE_NOTE)}"
+        return None
+
+    return refusal
 
 
 async def _budgeted(
@@ -100,11 +114,11 @@ async def _budgeted(
     allowed: Callable[[str], bool],
     budget: int,
     guard: PatchGuard,
-    size_limit: int | None = None,
+    refusal: Callable[[FileDiff], str | None],
 ) -> tuple[list[FileDiffOut], int, bool]:
     """Files the caller may see, with patches guarded (credentials masked, or withheld under strict redaction)
     and then cut to fit `budget` bytes in total: masked first, so a cut never leaves part of a credential. A patch
-    larger than the policy's file size limit is withheld: a diff must not carry more of a file than a read may."""
+    the policy would not let the caller read as a file (`refusal`: its size) is withheld."""
     shown: list[FileDiffOut] = []
     hidden = 0
     truncated = False
@@ -116,9 +130,9 @@ async def _budgeted(
             hidden += 1
             continue
         patch, cut, withheld = diff.patch, False, None
-        if patch is not None and size_limit is not None and len(patch.encode()) > size_limit:
-            patch = None
-            withheld = f"the patch is over the {format_size(size_limit)} file size limit of the policy"
+        if patch is not None:
+            withheld = refusal(diff)
+            patch = None if withheld else patch
         if patch is not None and remaining > 0:
             patch, withheld = await guard(diff)
         if patch is not None:
@@ -160,8 +174,9 @@ async def get_commit(
     allowed = call.path_filter(name, target, operation)
     parent = found.commit.parents[0] if found.commit.parents else None
     guard = patch_guard(call, name, parent, target.sha, [target])
+    refusal = _patch_refusal(call, name, [target], operation)
     files, hidden, truncated = await _budgeted(
-        found.files, allowed, call.services.settings.repos.max_patch_bytes, guard, _size_limit(target)
+        found.files, allowed, call.services.settings.repos.max_patch_bytes, guard, refusal
     )
     [commit] = await guard_commits(call, [found.commit], target.decision.redaction)
     call.paths = [f.path for f in files][:100]
@@ -214,7 +229,7 @@ async def compare_refs(
         lambda p: allowed_base(p) and allowed_head(p),
         call.services.settings.repos.max_patch_bytes,
         guard,
-        _size_limit(base_ref, head_ref),
+        _patch_refusal(call, name, [base_ref, head_ref], Operation.DIFF),
     )
     strictest = "strict" if "strict" in (base_ref.decision.redaction, head_ref.decision.redaction) else "mask"
     commits = await guard_commits(call, found.commits, strictest)
