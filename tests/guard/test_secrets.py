@@ -86,6 +86,15 @@ def test_a_value_found_once_is_masked_everywhere_it_occurs(planted: Planted) -> 
     assert [text[span.start : span.end] for span in spans].count(secret) == 2
 
 
+def test_a_value_only_the_regex_layer_finds_is_masked_everywhere_too(planted: Planted) -> None:
+    """A URL's password is found by the regex layer alone; repeated bare (a comment, a second variable) it has no
+    URL around it, and must not come back in clear there."""
+    password = planted["db_password"].value
+    assert len(password) >= 8
+    text = f"DATABASE_URL=postgres://billing:{password}@db.internal.example/billing\nold_pw: {password}\n"
+    assert [text[span.start : span.end] for span in find_secrets(text)] == [password, password]
+
+
 def test_low_confidence_noise_is_not_masked() -> None:
     text = 'id = "a8ca07e4-61ec-4399-99f4-19853801bcd5"\npassword = "password"\nrequest_id = "abc123def456"\n'
     assert find_secrets(text) == ()

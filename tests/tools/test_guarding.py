@@ -9,13 +9,9 @@ from tests.security.planted import Planted, make_credentials
 from bastion.guard.redact import LineView
 from bastion.guard.secrets import find_secrets
 from bastion.repos.search import MAX_LINE_CHARS
-from bastion.tools.guarding import (
-    _from_file,  # pyright: ignore[reportPrivateUsage]
-    _scan_lines,  # pyright: ignore[reportPrivateUsage]
-    _windows,  # pyright: ignore[reportPrivateUsage]
-    describe,
-)
+from bastion.tools.guarding import describe
 from bastion.tools.models import SearchHitOut
+from bastion.tools.search_guard import from_file, scan_lines, windows
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +25,17 @@ def _hit(line: str) -> SearchHitOut:
 
 def test_a_clipped_hit_is_placed_in_its_line() -> None:
     full = "0123456789" * 3 + "".join(chr(ord("a") + n % 26) for n in range(1000))
-    assert _windows(full[:50], full[:50]) == [(0, "", "")]
-    assert _windows(full, full[:300] + "…") == [(0, "", "…")]
-    assert _windows(full, "…" + full[730:]) == [(730, "…", "")]
-    assert _windows(full, "…something else…") == []
+    assert windows(full[:50], full[:50]) == [(0, "", "")]
+    assert windows(full, full[:300] + "…") == [(0, "", "…")]
+    assert windows(full, "…" + full[730:]) == [(730, "…", "")]
+    assert windows(full, "…something else…") == []
     # A line that repeats itself: every place the window fits is returned.
-    assert _windows(full, "…" + full[400:700] + "…") == [(start, "…", "…") for start in range(36, 730, 26)]
+    assert windows(full, "…" + full[400:700] + "…") == [(start, "…", "…") for start in range(36, 730, 26)]
 
 
 def test_a_line_that_itself_starts_with_an_ellipsis() -> None:
     full = "…" + "x" * 299 + "y" * 200
-    assert (0, "", "…") in _windows(full, full[:300] + "…")
+    assert (0, "", "…") in windows(full, full[:300] + "…")
 
 
 def test_what_any_place_of_a_repeated_window_would_mask_is_masked(planted: Planted) -> None:
@@ -49,7 +45,7 @@ def test_what_any_place_of_a_repeated_window_would_mask_is_masked(planted: Plant
     body = token[20:] + "w" * 280
     full = "x" * 50 + body + "y" * 50 + 'k="' + token[:20] + body + '"' + "z" * 50
     view = LineView(full, find_secrets(full))
-    shown = _from_file(view, _hit("…" + body + "…"))
+    shown = from_file(view, _hit("…" + body + "…"))
     assert shown is not None
     assert shown[0] == "…[REDACTED:github-pat]" + "w" * 280 + "…"
     assert [span.kind for span in shown[1]] == ["github-pat"]
@@ -61,7 +57,7 @@ async def test_without_the_file_a_clipped_line_loses_its_cut_tokens_and_key_mate
     clipped = "…" + slack[20:] + '";' + "a=b;" * 70 + 'p="' + token[:15] + "…"
     assert len(clipped) > MAX_LINE_CHARS
     key_line = planted["private_key"].value.splitlines()[5]
-    masked = await _scan_lines([clipped, key_line, "plain line"], [True, True, False])
+    masked = await scan_lines([clipped, key_line, "plain line"], [True, True, False])
     assert masked[0][0].startswith("…[REDACTED:cut-token]")
     assert masked[0][0].endswith('p="[REDACTED:cut-token]…')
     assert masked[1][0] == "[REDACTED:private-key]"

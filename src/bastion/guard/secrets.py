@@ -91,8 +91,8 @@ def _occurrences(text: str, value: str, kind: str) -> list[SecretSpan]:
     return spans
 
 
-def _item_spans(text: str, lines: _Lines, item: dict[str, Any], kind: str, values: dict[str, str]) -> list[SecretSpan]:
-    """Spans of one betterleaks finding (or component): the value where it is; the value is added to `values`."""
+def _item_spans(text: str, lines: _Lines, item: dict[str, Any], kind: str) -> list[SecretSpan]:
+    """Spans of one betterleaks finding (or component): the value where it is."""
     match: dict[str, Any] = item.get("match") or {}
     where: dict[str, Any] = item.get("location") or {}
     full, value = str(match.get("full") or ""), str(match.get("value") or "")
@@ -105,8 +105,6 @@ def _item_spans(text: str, lines: _Lines, item: dict[str, Any], kind: str, value
         spans.append(SecretSpan(start + inside, start + inside + len(value), kind))
     elif end > start:
         spans.append(SecretSpan(start, end, kind))  # a decoded or oddly located finding: mask what it points at
-    if len(value) >= 8:
-        values.setdefault(value, kind)
     return spans
 
 
@@ -120,30 +118,40 @@ def _betterleaks_spans(text: str) -> list[SecretSpan]:
         logger.exception("the secret scanner failed")
         raise Unavailable("the content guard could not scan this content, so none of it is returned") from exc
     spans: list[SecretSpan] = []
-    values: dict[str, str] = {}
     lines: _Lines | None = None
     for finding in findings:
         if finding.confidence not in _CONFIDENT:
             continue
         lines = lines or _Lines(scanned)
         raw: dict[str, Any] = finding.raw
-        spans.extend(_item_spans(scanned, lines, raw, kind_for(finding.rule_id), values))
+        spans.extend(_item_spans(scanned, lines, raw, kind_for(finding.rule_id)))
         for component_set in raw.get("component_sets") or ():
             for component in component_set.get("components") or ():
                 kind = kind_for(str(component.get("rule_id") or ""))
-                spans.extend(_item_spans(scanned, lines, component, kind, values))
-    # The same value elsewhere in the text (a key repeated bare, in a comment): masked too. One pass over the text
-    # per distinct value, so only for the first few: a text with thousands of findings has them located already.
-    for value, kind in list(values.items())[:_ELSEWHERE_VALUES]:
-        spans.extend(_occurrences(scanned, value, kind))
+                spans.extend(_item_spans(scanned, lines, component, kind))
     return spans
 
 
+def _elsewhere(text: str, spans: list[SecretSpan]) -> list[SecretSpan]:
+    """The same values where they recur in the text without what made a scanner find them (a key repeated bare, in
+    a comment), whichever scanner found them. One pass over the text per distinct value of at least 8 characters,
+    so only for the first few: a text with thousands of findings has them located already."""
+    values: dict[str, str] = {}
+    for span in spans:
+        value = text[span.start : span.end]
+        if len(value) >= 8:
+            values.setdefault(value, span.kind)
+            if len(values) == _ELSEWHERE_VALUES:
+                break
+    return [found for value, kind in values.items() for found in _occurrences(text, value, kind)]
+
+
 def find_secrets(text: str) -> tuple[SecretSpan, ...]:
-    """Every credential in `text`, as sorted, non-overlapping spans (both scanners, merged)."""
+    """Every credential in `text`, wherever it recurs, as sorted, non-overlapping spans (both scanners, merged)."""
     if not text:
         return ()
-    return merge_spans([*_betterleaks_spans(text), *regex_spans(text)])
+    spans = [*_betterleaks_spans(text), *regex_spans(text)]
+    return merge_spans([*spans, *_elsewhere(text, spans)]) if spans else ()
 
 
 class ScanCache:

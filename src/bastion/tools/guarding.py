@@ -3,9 +3,7 @@
 - get_file_contents: the text read is scanned whole before it is sliced (line range, byte budget), so a
   credential that straddles the cut is masked before the cut is made; a budgeted read takes `READ_SLACK` bytes
   more than it returns and drops the token the read itself cut into.
-- search_code: a hit's line is scanned on its own; a line that was clipped around the match, or that may be part
-  of a private key, is taken from the whole file instead (scanned once per blob), so nothing a clip or a line
-  break hides from a scanner can leak through a window.
+- search_code: bastion.tools.search_guard.
 - patches: diff-aware (`bastion.guard.patches`), with the whole files when a hunk may show part of a key.
 - commit messages and subjects: scanned like any text.
 
@@ -17,7 +15,7 @@ the audit event (`metadata["redactions"]`: kind, path or commit, line; never the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,36 +32,35 @@ from bastion.guard.patches import (
     intrinsic_spans,
     needs_whole_files,
 )
-from bastion.guard.patterns import is_key_material, key_material_spans
-from bastion.guard.redact import Finding, LineView, cut_safe_end, findings_in, mask_cut_edges, redact
+from bastion.guard.redact import Finding, LineView, cut_safe_end, findings_in, redact
 from bastion.guard.secrets import SCAN_CACHE, find_secrets, find_secrets_cached
-from bastion.guard.spans import SecretSpan, merge_spans
+from bastion.guard.spans import SecretSpan
 from bastion.observability.metrics import METRICS
 from bastion.policy.types import Operation, RedactionMode
-from bastion.repos.search import MAX_LINE_CHARS
 from bastion.repos.types import Blob, CommitSummary, FileDiff
 from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
-from bastion.tools.models import SearchHitOut
 
 __all__ = [
+    "CONTEXT_FILE_BYTES",
     "READ_SLACK",
     "REDACTIONS_LISTED",
     "GuardedContent",
     "PatchGuard",
     "describe",
+    "file_view",
     "guard_commits",
     "guard_enabled",
     "guard_file_bytes",
-    "guard_search_hits",
     "guard_text",
+    "note",
     "patch_guard",
     "redaction_mode",
 ]
 
 READ_SLACK = 4096  # bytes read past a byte budget, so a credential straddling the budget is read whole
 REDACTIONS_LISTED = 50  # findings listed in one audit event; the rest are counted
-_CONTEXT_FILE_BYTES = 2 * 1024 * 1024  # the largest file read to see a search hit's whole line (ripgrep's limit)
+CONTEXT_FILE_BYTES = 2 * 1024 * 1024  # the largest file read to see a search hit's whole line (ripgrep's limit)
 _THREAD_PATCH_CHARS = 32 * 1024  # patches above this are scanned in a worker thread (as texts: guard/secrets.py)
 
 
@@ -164,7 +161,7 @@ def guard_text(call: ToolCall, text: str, where: dict[str, Any]) -> str:
     return redact(text, spans)
 
 
-async def _file_view(call: ToolCall, repo: str, commit: str, path: str, cap: int) -> LineView | None:
+async def file_view(call: ToolCall, repo: str, commit: str, path: str, cap: int) -> LineView | None:
     """The whole file at `commit`, scanned (cached by blob), or None when it cannot be (too big, binary, gone)."""
     try:
         found = await call.backend.read_blob(repo, commit, path, cap + 1)
@@ -174,134 +171,6 @@ async def _file_view(call: ToolCall, repo: str, commit: str, path: str, cap: int
         return None
     text = found.data.decode("utf-8", errors="replace")
     return LineView(text, await find_secrets_cached(text, ("blob", found.oid, len(found.data))))
-
-
-# -- search --------------------------------------------------------------------------------------------------------
-
-
-def _needs_file(line: str) -> bool:
-    """A hit line whose own text is not enough to scan: clipped around the match (a credential, or the name that
-    makes it one, may sit outside the window), or possibly part of a multi-line private key."""
-    return len(line) > MAX_LINE_CHARS or "PRIVATE KEY" in line or is_key_material(line)
-
-
-def _windows(full: str, shown: str) -> list[tuple[int, str, str]]:
-    """Where the hit line `shown` (clipped with `…` where it was cut, or whole) can sit in the file's line `full`:
-    (start, lead, trail) for every place that fits. More than one when the line repeats itself."""
-    if shown == full:
-        return [(0, "", "")]
-    places: list[tuple[int, str, str]] = []
-    for lead in ("…", ""):
-        for trail in ("…", ""):
-            if not (shown.startswith(lead) and shown.endswith(trail)) or len(shown) < len(lead) + len(trail):
-                continue
-            body = shown[len(lead) : len(shown) - len(trail)]
-            begin = full.find(body)
-            while begin >= 0:
-                if (begin > 0) == bool(lead) and (begin + len(body) < len(full)) == bool(trail):
-                    places.append((begin, lead, trail))
-                begin = full.find(body, begin + 1)
-    return places
-
-
-def _from_file(view: LineView, hit: SearchHitOut) -> tuple[str, list[SecretSpan]] | None:
-    """The hit's window of its file line, masked with the whole line's findings. Where the window could be at
-    several places (a line that repeats itself), what any of them would mask is masked."""
-    if hit.line_number > view.line_count:
-        return None
-    full, spans = view.line(hit.line_number)
-    places = _windows(full, hit.line)
-    if not places:
-        return None
-    _, lead, trail = places[0]
-    body = hit.line[len(lead) : len(hit.line) - len(trail)]
-    shown: list[SecretSpan] = []
-    for begin, _, _ in places:
-        shown.extend(
-            SecretSpan(max(span.start, begin) - begin, min(span.end, begin + len(body)) - begin, span.kind)
-            for span in spans
-            if span.start < begin + len(body) and span.end > begin
-        )
-    merged = merge_spans(shown)
-    return lead + redact(body, merged) + trail, list(merged)
-
-
-async def _scan_lines(lines: Sequence[str], unsure: Sequence[bool]) -> list[tuple[str, list[SecretSpan]]]:
-    """Each line masked, scanning them as one text (one scanner call for all hits); `unsure` lines (their file could
-    not be read) also lose key-material-looking content and tokens at clip edges."""
-    joined = "\n".join(lines)
-    spans = list(await find_secrets_cached(joined))
-    if any(unsure):
-        spans.extend(key_material_spans(joined))
-    view = LineView(joined, merge_spans(spans))
-    masked: list[tuple[str, list[SecretSpan]]] = []
-    for row, line in enumerate(lines, start=1):
-        text, on_line = view.line(row)
-        text += line[len(text) :]  # a trailing \r that LineView leaves out
-        out = redact(text, on_line)
-        if unsure[row - 1] and len(line) > MAX_LINE_CHARS:
-            out = mask_cut_edges(out, cut_before=out.startswith("…"), cut_after=out.endswith("…"))
-        masked.append((out, on_line))
-    return masked
-
-
-async def guard_search_hits(
-    call: ToolCall, hits: list[SearchHitOut], targets: Mapping[str, AuthorizedRef]
-) -> tuple[list[SearchHitOut], int]:
-    """Hits with credentials masked, minus hits from files that strict redaction withholds (counted)."""
-    by_file: dict[tuple[str, str], list[int]] = {}
-    for index, hit in enumerate(hits):
-        by_file.setdefault((hit.repository, hit.path), []).append(index)
-    lines: dict[int, str] = {}
-    dropped: set[int] = set()
-    plain: list[int] = []
-    unsure: list[bool] = []
-    for (repo, path), indexes in by_file.items():
-        target = targets[repo]
-        strict = redaction_mode(call, repo, target, Operation.SEARCH, path) == "strict"
-        view = None
-        if strict or any(_needs_file(hits[index].line) for index in indexes):
-            cap = call.services.settings.repos.max_read_bytes if strict else _CONTEXT_FILE_BYTES
-            view = await _file_view(call, repo, target.sha, path, cap)
-        if strict:
-            if view is None or view.spans:
-                dropped.update(indexes)
-                found = view.findings() if view is not None else []
-                note(
-                    call,
-                    (
-                        {"rule": f.kind, "repository": repo, "path": path, "line": f.line, "withheld": True}
-                        for f in found
-                    ),
-                )
-            continue
-        for index in indexes:
-            shown = _from_file(view, hits[index]) if view is not None else None
-            if shown is None:
-                plain.append(index)  # scanned alone: the file could not be read, or the line not found in it
-                unsure.append(_needs_file(hits[index].line))
-                continue
-            lines[index], spans = shown
-            note(
-                call,
-                (
-                    {"rule": span.kind, "repository": repo, "path": path, "line": hits[index].line_number}
-                    for span in spans
-                ),
-            )
-    for index, (text, spans) in zip(plain, await _scan_lines([hits[i].line for i in plain], unsure), strict=True):
-        lines[index] = text
-        hit = hits[index]
-        note(
-            call,
-            ({"rule": s.kind, "repository": hit.repository, "path": hit.path, "line": hit.line_number} for s in spans),
-        )
-    kept = [
-        hit.model_copy(update={"line": lines[index]}) if lines.get(index, hit.line) != hit.line else hit
-        for index, hit in enumerate(hits)
-        if index not in dropped
-    ]
-    return kept, len(dropped)
 
 
 # -- commits and patches ---------------------------------------------------------------------------------------------
@@ -411,7 +280,7 @@ async def _whole_file_spans(
     if diff.status != "added":
         sides.append(("old", old_commit, diff.old_path or diff.path))
     for side, commit, path in sides:
-        view = await _file_view(call, repo, commit, path, _CONTEXT_FILE_BYTES) if commit else None
+        view = await file_view(call, repo, commit, path, CONTEXT_FILE_BYTES) if commit else None
         mapped = file_spans(parsed, "new" if side == "new" else "old", view) if view is not None else None
         if mapped is None:
             return [*spans, *fallback_spans(parsed)]

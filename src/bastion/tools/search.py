@@ -13,9 +13,10 @@ from bastion.repos.names import validate_repo_name
 from bastion.repos.types import SearchQuery, SearchResult
 from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
-from bastion.tools.guarding import guard_enabled, guard_search_hits
+from bastion.tools.guarding import guard_enabled
 from bastion.tools.models import SearchedRepo, SearchHitOut, SearchOut, SkippedRepo
 from bastion.tools.results import result
+from bastion.tools.search_guard import guard_search_hits
 
 __all__ = ["MAX_QUERY_LENGTH", "search_code"]
 
@@ -122,7 +123,7 @@ async def search_code(
         hits, truncated = hits[:limit], True
     withheld = 0
     if guard_enabled(call):  # credentials masked; strict redaction drops hits from files that hold one
-        hits, withheld = await guard_search_hits(call, hits, dict(targets))
+        hits, withheld = await guard_search_hits(call, hits, dict(targets), spec)
     call.metadata.update({"query_length": len(query), "regex": regex, "repositories": len(searched), "hits": len(hits)})
     if withheld:
         call.metadata["withheld_by_redaction"] = withheld
