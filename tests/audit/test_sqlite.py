@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +177,31 @@ def test_a_second_reader_sees_what_the_writer_commits(sink: SqliteAuditSink, sea
         assert [event.subject for _, event in reader.query(AuditQuery())] == ["alice"] * 3
     finally:
         reader.close()
+
+
+def test_a_reader_in_another_process_after_a_sync_does_not_cut_the_writer_off(
+    sink: SqliteAuditSink, seal: Sealer
+) -> None:
+    """`sync` fsyncs through descriptors of the database files. Closing one dropped this process's SQLite locks, so
+    the next process to close a connection (`bastion audit tail`) took itself for the last user, checkpointed and
+    deleted the WAL: the server went on writing to the deleted file, and no other process saw its events again."""
+    count = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('select count(*) from audit_events').fetchone()[0]); c.close()"
+    )
+
+    def seen_by_another_process() -> int:
+        done = subprocess.run([sys.executable, "-c", count, str(sink.path)], capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    sink.write(seal(_events(2)))
+    sink.sync()
+    assert seen_by_another_process() == 2
+    sink.sync()
+    assert seen_by_another_process() == 2
+    assert Path(f"{sink.path}-wal").exists()  # still the live writer's
+    sink.write(seal(_events(3)))
+    assert seen_by_another_process() == 5
 
 
 def test_a_database_from_a_newer_bastion_is_refused(tmp_path: Path) -> None:

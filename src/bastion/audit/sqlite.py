@@ -105,6 +105,7 @@ class SqliteAuditSink:
         # large log (SQLite's default is 2 MB).
         self._writer.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         self._write_lock = threading.Lock()
+        self._fds: dict[Path, tuple[int, tuple[int, int]]] = {}  # what `sync` fsyncs: path -> (fd, (dev, inode))
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._migrate()
@@ -167,14 +168,27 @@ class SqliteAuditSink:
         """fsync the WAL (and the database file, which checkpoints write): everything committed is durable."""
         with self._write_lock:
             for path in (Path(f"{self.path}-wal"), self.path):
-                try:
-                    fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
-                    continue
-                try:
+                fd = self._held(path)
+                if fd is not None:
                     os.fsync(fd)
-                finally:
-                    os.close(fd)
+
+    def _held(self, path: Path) -> int | None:
+        """A descriptor of `path` kept open for the sink's life (None when the file does not exist). Closing any
+        descriptor of a database file drops every POSIX lock this process holds on it, SQLite's included: the next
+        process to close a connection (`bastion audit tail`) would then take itself for the last user and delete
+        the WAL under this live writer, whose later commits no other process would see."""
+        try:
+            identity = os.stat(path)
+        except FileNotFoundError:
+            return None
+        held = self._fds.get(path)
+        if held is not None and held[1] == (identity.st_dev, identity.st_ino):
+            return held[0]
+        fd = os.open(path, os.O_RDONLY)
+        self._fds[path] = (fd, (identity.st_dev, identity.st_ino))
+        if held is not None:
+            os.close(held[0])  # a file that was replaced: no lock of this process is on the old one
+        return fd
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
         """Matching events with their position, oldest first.
@@ -240,3 +254,7 @@ class SqliteAuditSink:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+        with self._write_lock:
+            for fd, _ in self._fds.values():  # after the connections: no SQLite lock is left to drop
+                os.close(fd)
+            self._fds.clear()

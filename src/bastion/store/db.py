@@ -111,14 +111,17 @@ def ensure_private_dir(path: Path) -> None:
 def ensure_private_file(path: Path) -> None:
     """Create `path` empty with mode 0600, or tighten an existing file that others could read.
 
-    SQLite gives its -wal and -shm files the database file's mode, so this covers them too."""
+    SQLite gives its -wal and -shm files the database file's mode, so this covers them too. An existing file is
+    never opened: closing a descriptor of a database file drops every POSIX lock this process holds on it, SQLite's
+    included, if a connection of this process has it open (see SqliteAuditSink._held)."""
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, 0o600)
+        return
+    os.close(fd)
 
 
 def is_sqlite(engine: Engine) -> bool:
