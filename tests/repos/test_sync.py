@@ -82,6 +82,18 @@ async def test_add_creates_a_complete_mirror(remote: Remote) -> None:
     assert [p.name for p in git_dir.parent.iterdir() if ".tmp-" in p.name] == []  # no staging left behind
 
 
+async def test_the_directories_it_creates_are_private(remote: Remote) -> None:
+    """Mirrors hold the company's code: every directory bastion creates on the way is 0700 (`bastion doctor`
+    fails an open data directory), whatever the umask."""
+    await add_repository(remote.settings, remote.url)
+    data = remote.settings.data_dir
+    owner = remote.name.split("/")[0]
+    made = [data, data / "mirrors", data / "mirrors" / owner, data / "worktrees", data / "worktrees" / owner]
+    assert {str(path.relative_to(data.parent)): oct(path.stat().st_mode & 0o777) for path in made} == {
+        str(path.relative_to(data.parent)): "0o700" for path in made
+    }
+
+
 async def test_push_then_sync_is_seen_by_a_running_backend(remote: Remote, backend: MirrorBackend) -> None:
     await add_repository(remote.settings, remote.url)
     first = await backend.resolve(remote.name, None)

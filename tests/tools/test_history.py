@@ -48,3 +48,10 @@ def test_anything_else_is_refused_naming_the_argument_and_the_format(raw: str) -
     assert caught.value.message == (
         "until must be an ISO 8601 date or date-time like 2026-01-31 or 2026-01-31T12:00:00Z"
     )
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_moment_off_the_calendar_in_utc_is_refused_not_an_internal_error(raw: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_moment(raw, "since")
+    assert caught.value.message == "since is outside the years 1 to 9999 once converted to UTC"

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from bastion.errors import ConfigError, InvalidInput, NotFound
 from bastion.repos.names import validate_repo_name
 from bastion.repos.types import RepoInfo
+from bastion.store.db import ensure_private_dir
 
 __all__ = [
     "REGISTRY_FILE",
@@ -245,7 +246,7 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Generator[dict[str, RepoRecord]]:
         """Hold the writer lock, yield the file's current records for changing, then write them atomically."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.data_dir)
         lock_path = self.path.with_name(REGISTRY_FILE + ".lock")
         with lock_path.open("a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)

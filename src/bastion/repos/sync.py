@@ -40,6 +40,7 @@ from bastion.repos.registry import (
 )
 from bastion.repos.types import RepoInfo
 from bastion.repos.worktree import update_worktree
+from bastion.store.db import ensure_private_dir
 
 if TYPE_CHECKING:
     from bastion.github.git_auth import GitAuth, GitRemoteAuth
@@ -86,7 +87,7 @@ def _report(progress: ProgressCallback | None, repo: str, step: str, percent: fl
 async def _sync_lock(git_dir: Path, wait_limit: float) -> AsyncGenerator[None]:
     """Exclusive per-repository lock shared by the CLI and servers (polled, so the event loop never blocks)."""
     lock_path = git_dir.with_name(git_dir.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(lock_path.parent)
     deadline = time.monotonic() + wait_limit
     with lock_path.open("a") as lock_file:
         while True:
@@ -204,7 +205,7 @@ async def _create_mirror(
     auth: GitAuth | None = None,
 ) -> tuple[str | None, str | None]:
     """Build a complete mirror under a temporary name, then rename it to `final`."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(final.parent)
     staging = final.with_name(f".{final.name}.tmp-{secrets.token_hex(4)}")
     try:
         _report(progress, name, "creating mirror")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bastion.repos.gitcmd import run_git
 from bastion.repos.names import is_full_sha
+from bastion.store.db import ensure_private_dir
 
 __all__ = ["CURRENT_LINK", "current_worktree", "update_worktree"]
 
@@ -57,7 +58,7 @@ async def update_worktree(git_dir: Path, root: Path, sha: str, *, time_limit: fl
     current = current_worktree(root)
     if current is not None and current[0] == sha and current[1].is_dir():
         return current[1]
-    os.makedirs(root, exist_ok=True)
+    ensure_private_dir(root)
     final = root / sha
     if not final.is_dir():
         staging = root / f".{sha}.tmp-{secrets.token_hex(4)}"

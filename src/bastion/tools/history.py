@@ -38,7 +38,12 @@ def parse_moment(raw: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name} must be an ISO 8601 date or date-time like 2026-01-31 or 2026-01-31T12:00:00Z"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:  # git is asked in UTC, where a moment at either end of the calendar falls off it (0001-01-01T00:00+01:00)
+        aware.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name} is outside the years 1 to 9999 once converted to UTC") from None
+    return aware
 
 
 async def list_commits(
