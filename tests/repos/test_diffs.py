@@ -87,6 +87,23 @@ async def test_truncated_output_drops_incomplete_patches(changes: tuple[WorkRepo
         assert diff.patch == next(other.patch for other in full if other.path == diff.path)
 
 
+async def test_two_files_with_the_same_patch_header_keep_their_own_lines(tmp_path: Path) -> None:
+    """`a/.env b/v b/.env b/v` is the header of both `.env b/v` changed in place and `.env b/v b/.env` renamed to
+    `v`: paired by header alone, the first file carried the second one's lines (a denied file's, here)."""
+    work = WorkRepo(tmp_path / "work")
+    work.write(".env b/v", "open line 1\nopen line 2\n")
+    work.write(".env b/v b/.env", "DENIED-1\nDENIED-2\nDENIED-3\nDENIED-4\nDENIED-5\n")
+    before = work.commit("before", when="2024-01-01T00:00:00+00:00")
+    work.write(".env b/v", "open line 1\nopen line two\n")
+    work.move(".env b/v b/.env", "v")
+    work.write("v", "DENIED-1\nDENIED-2\nDENIED-3\nDENIED-4\nDENIED-FIVE\n")
+    after = work.commit("after", when="2024-01-02T00:00:00+00:00")
+    files = {f.path: f for f in parse_diff_tree((await _raw(work, before, after, patch=True)).stdout, with_patch=True)}
+    assert files[".env b/v"].patch == "@@ -1,2 +1,2 @@\n open line 1\n-open line 2\n+open line two\n"
+    assert (files["v"].status, files["v"].old_path) == ("renamed", ".env b/v b/.env")
+    assert files["v"].patch is not None and "+DENIED-FIVE" in files["v"].patch
+
+
 def test_quoting_matches_git() -> None:
     assert quote_git_path(b"a/plain.txt") == b"a/plain.txt"
     assert quote_git_path(b"a/with space.txt") == b"a/with space.txt"

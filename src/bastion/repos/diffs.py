@@ -2,8 +2,8 @@
 
 One git process gives status (raw), line counts (numstat) and, when asked, the patch. The raw and numstat parts
 are NUL-separated and parsed structurally (so any file name is safe); the patch part is split at `diff --git`
-lines and matched to files by the exact header git writes for each (quoted the way git quotes), which also
-handles a type change that git prints as two sections.
+lines and paired with the files in order, each checked against the exact header git writes for it (quoted the way
+git quotes); a type change is two sections.
 """
 
 from __future__ import annotations
@@ -103,9 +103,9 @@ def _parse_numstat(data: bytes, position: int, changes: list[_Change]) -> int:
     return position
 
 
-def _split_patches(patch: bytes, complete: bool) -> dict[bytes, bytes]:
-    """Header line -> hunks (from the first `@@`), sections with the same header joined."""
-    sections: dict[bytes, bytes] = {}
+def _split_patches(patch: bytes, complete: bool) -> list[tuple[bytes, bytes]]:
+    """(header line, hunks from the first `@@`) for each section, in git's order."""
+    sections: list[tuple[bytes, bytes]] = []
     chunks = (b"\n" + patch).split(b"\ndiff --git ")[1:]
     if not complete and chunks:
         chunks.pop()  # cut off by the output cap: an incomplete patch is worse than none
@@ -118,9 +118,25 @@ def _split_patches(patch: bytes, complete: bool) -> dict[bytes, bytes]:
             hunks = b"" if hunk_start < 0 else body[hunk_start + 1 :]
         if hunks and not hunks.endswith(b"\n"):
             hunks += b"\n"
-        key = b"diff --git " + header
-        sections[key] = sections.get(key, b"") + hunks
+        sections.append((b"diff --git " + header, hunks))
     return sections
+
+
+def _take_sections(
+    sections: list[tuple[bytes, bytes]], start: int, header: bytes, change: _Change
+) -> tuple[bytes | None, int]:
+    """The hunks of `change` from the sections at `start` (git writes them in the order of the file records), and
+    where the next change's begin. Matched by position, not by header alone: names containing ` b/` can give two
+    files the same header (`a/x b/x b/y` ...), and joining by header would hand one file the other's lines. A
+    type change is two sections (the old file deleted, the new one added)."""
+    taken = 0
+    hunks = b""
+    while start + taken < len(sections) and sections[start + taken][0] == header and taken < 2:
+        hunks += sections[start + taken][1]
+        taken += 1
+        if change.status != "type_changed":
+            break
+    return (hunks if taken else None), start + taken
 
 
 def parse_diff_tree(data: bytes, *, with_patch: bool, complete: bool = True) -> list[FileDiff]:
@@ -131,18 +147,20 @@ def parse_diff_tree(data: bytes, *, with_patch: bool, complete: bool = True) -> 
         position = _parse_numstat(data, position, changes)
     except ValueError:  # cut off inside the raw/numstat part: no reliable per-file data
         return []
-    sections: dict[bytes, bytes] = {}
+    sections: list[tuple[bytes, bytes]] = []
     if with_patch:
         patch = data[position:]
         sections = _split_patches(patch[1:] if patch.startswith(b"\0") else patch, complete)
     files: list[FileDiff] = []
+    next_section = 0
     for change in changes:
         patch_text: str | None = None
-        if with_patch and not change.binary:
+        if with_patch:
             header = b"diff --git " + quote_git_path(b"a/" + change.old_path) + b" "
             header += quote_git_path(b"b/" + change.new_path)
-            hunks = sections.get(header)
-            patch_text = None if hunks is None else hunks.decode("utf-8", "replace")
+            hunks, next_section = _take_sections(sections, next_section, header, change)
+            if hunks is not None and not change.binary:
+                patch_text = hunks.decode("utf-8", "replace")
         renamed = change.status in ("renamed", "copied")
         files.append(
             FileDiff(
