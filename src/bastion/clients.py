@@ -19,7 +19,7 @@ ClientName = Literal["claude-code", "claude-desktop", "vscode", "cursor"]
 CLIENTS: tuple[ClientName, ...] = ("claude-code", "claude-desktop", "vscode", "cursor")
 ENV_VAR = "BASTION_API_KEY"
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-_KEY_WARNING = "# WARNING: this snippet contains your API key. Keep it out of version control and chats."
+_KEY_WARNING = "# WARNING: this snippet contains your {credential}. Keep it out of version control and chats."
 
 
 def _plain_http_beyond_this_machine(url: str) -> bool:
@@ -39,8 +39,10 @@ def render_client_config(
     key_file: Path | None,
     name: str = "bastion",
     embed_key: bool = False,
+    credential: str = "API key",
 ) -> str:
-    """Text to paste (with one line saying where), for `client`; first a warning when it holds the key."""
+    """Text to paste (with one line saying where), for `client`; first a warning when it holds the key (or, as
+    `bastion token` prints it, the access token: `credential` names which)."""
     if client == "claude-code":
         text = _claude_code(url, key, key_file, name, embed_key)
     elif client == "claude-desktop":
@@ -49,7 +51,7 @@ def render_client_config(
         text = _vscode(url, key, name, embed_key)
     else:
         text = _cursor(url, key, key_file, name, embed_key)
-    return f"{_KEY_WARNING}\n{text}" if embed_key and key else text
+    return f"{_KEY_WARNING.format(credential=credential)}\n{text}" if embed_key and key else text
 
 
 def _claude_code(url: str, key: str | None, key_file: Path | None, name: str, embed_key: bool) -> str:

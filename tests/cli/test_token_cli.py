@@ -128,6 +128,7 @@ def test_print_config_carries_the_token(idp: IdentityProvider, secret_file: Path
     assert code == 0, err
     assert RESOURCE in out
     assert "Bearer eyJ" in out
+    assert out.startswith("# WARNING: this snippet contains your access token. Keep it out of version control")
     assert "this configuration contains an access token (it expires in 3600 s" in err
     if client == "vscode":
         config = json.loads(out[out.index("{") :])

@@ -151,7 +151,9 @@ def token(
     if print_config is not None:
         client: ClientName = print_config  # type: ignore[assignment]  # checked against CLIENTS above
         endpoint = url or settings_from(ctx).resource_url
-        snippet = render_client_config(client, endpoint, key=access_token, key_file=None, name=name, embed_key=True)
+        snippet = render_client_config(
+            client, endpoint, key=access_token, key_file=None, name=name, embed_key=True, credential="access token"
+        )
         console.print(snippet, highlight=False, markup=False, soft_wrap=True)
         err_console.print(f"note: this configuration contains an access token{lifetime}", highlight=False)
         return
