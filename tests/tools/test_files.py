@@ -134,6 +134,9 @@ async def test_a_directory_of_hidden_files_lists_as_empty_with_the_count(call: T
     out = result.structured_content
     assert out is not None
     assert (out["entries"], out["truncated"], out["omitted_by_policy"]) == ([], False, 2)
+    assert _text(result).endswith(": 0 entries\n(2 entries hidden by policy)")
+    listed = await get_file_contents(call, "acme", "crowded", "keys", "exact", None, None, None)
+    assert _text(listed).endswith(": 0 entries\n(2 entries hidden by policy)")
 
 
 # -- get_file_contents: what `truncated` means -----------------------------------------------------------------

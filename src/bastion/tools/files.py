@@ -88,7 +88,12 @@ async def _directory(
     )
     lines = [f"{e.path}{'/' if e.type == 'tree' else ''}" for e in visible]
     header = f"{repo}:{path or '/'} @ {target.label} ({target.sha[:12]}): {len(visible)} entries"
-    return result(out, "\n".join([header, *lines]))
+    return result(out, "\n".join([header, *lines, *_hidden_note(hidden)]))
+
+
+def _hidden_note(hidden: int) -> list[str]:
+    """The text answer's last line when policy hid entries (the structured answer has `omitted_by_policy`)."""
+    return [f"({hidden} {'entry' if hidden == 1 else 'entries'} hidden by policy)"] if hidden else []
 
 
 async def _file(
@@ -181,4 +186,4 @@ async def get_repository_tree(
     if truncated:
         header += f" (first {MAX_TREE_ENTRIES} of {len(visible)}; narrow with path_filter)"
     lines = [f"{e.path}{'/' if e.type == 'tree' else ''}" for e in shown]
-    return result(out, "\n".join([header, *lines]))
+    return result(out, "\n".join([header, *lines, *_hidden_note(hidden)]))
