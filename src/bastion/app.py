@@ -294,7 +294,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Mount("/", app=protected),
         ],
         middleware=[
-            Middleware(EdgeMiddleware, max_body_bytes=server.max_body_bytes, trusted_proxies=server.trusted_proxies),
+            Middleware(
+                EdgeMiddleware,
+                max_body_bytes=server.max_body_bytes,
+                trusted_proxies=server.trusted_proxies,
+                record=runtime.audit.record,
+            ),
             *observability.middleware,  # request id + trace id for logs and audit; the HTTP span
             *network,  # right after the edge: a refused address learns nothing and costs no key lookup
         ],

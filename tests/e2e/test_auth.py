@@ -200,3 +200,9 @@ async def test_body_over_the_size_limit(deployment: Deployment, framing: str) ->
     }
     assert response.headers["x-request-id"]
     assert within.status_code == 200, within.text
+    [event] = await deployment.audit_for(response.headers["x-request-id"])  # audited before the 413 left
+    assert (event.outcome, event.reason, event.tool) == (
+        "invalid_input",
+        f"request body over the {limit}-byte limit",
+        "list_repositories",
+    )

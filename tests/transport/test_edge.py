@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from bastion.audit.event import AuditEvent
 from bastion.principal import RequestInfo
 from bastion.transport.edge import REQUEST_INFO_KEY, EdgeMiddleware, client_address, send_json_error
 
@@ -213,6 +214,22 @@ async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read() -> No
         "error_description": f"request body over the {LIMIT}-byte limit",
     }
     assert response.headers["x-request-id"] == "big-2"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+async def test_a_refused_body_is_audited_before_the_answer_leaves(chunked: bool) -> None:
+    recorded: list[AuditEvent] = []
+    app = EdgeMiddleware(INNER, max_body_bytes=LIMIT, trusted_proxies=0, record=recorded.append)
+    transport = httpx2.ASGITransport(app, client=("203.0.113.7", 40000))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        body = _chunks(LIMIT * 4) if chunked else b"x" * (LIMIT + 1)
+        response = await client.post("/upload", content=body, headers={"X-Request-Id": "big-3", "Mcp-Name": "t"})
+    assert response.status_code == 413
+    [event] = recorded
+    assert (event.request_id, event.source_ip, event.subject, event.tool) == ("big-3", "203.0.113.7", None, "t")
+    assert (event.outcome, event.reason) == ("invalid_input", f"request body over the {LIMIT}-byte limit")
+    assert event.metadata == {"layer": "edge", "method": "POST", "path": "/upload"}
 
 
 async def _call_raw(app: Any, scope: Scope, body: bytes = b"") -> list[Message]:

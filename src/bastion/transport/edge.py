@@ -10,9 +10,12 @@ import contextlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
+from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.audit.event import AuditEvent, caller_fields
 from bastion.principal import RequestInfo
 
 __all__ = ["AUDITED_KEY", "REQUEST_INFO_KEY", "SOURCE_IP_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
@@ -77,17 +80,46 @@ class _BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    """Assigns the request id, resolves the client address, and refuses bodies over `max_body_bytes`."""
+    """Assigns the request id, resolves the client address, and refuses bodies over `max_body_bytes` (recorded by
+    `record`, before the 413 leaves, like every other refusal: the caller is not known yet)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        trusted_proxies: int,
+        record: Callable[[AuditEvent], Awaitable[None] | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = trusted_proxies
+        self.record = record
+
+    async def _refuse(self, scope: Scope, send: Send, info: RequestInfo, started: float) -> None:
+        description = f"request body over the {self.max_body_bytes}-byte limit"
+        if self.record is not None and not scope.get(AUDITED_KEY):
+            scope[AUDITED_KEY] = True
+            receipt = self.record(
+                AuditEvent(
+                    **caller_fields(None, info),
+                    tool=(header(scope, b"mcp-name") or "")[:128] or None,
+                    decision="none",
+                    reason=description,
+                    outcome="invalid_input",
+                    duration_ms=round((perf_counter() - started) * 1000, 3),
+                    metadata={"layer": "edge", "method": scope.get("method"), "path": str(scope.get("path"))[:256]},
+                )
+            )
+            if receipt is not None:
+                await receipt  # in the durable audit spool before the 413 leaves
+        await send_json_error(send, 413, "request_too_large", description)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = perf_counter()
         supplied = header(scope, b"x-request-id")
         request_id = supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         info = RequestInfo(
@@ -104,10 +136,9 @@ class EdgeMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), request_id_header]}
             await send(message)
 
-        too_large = f"request body over the {self.max_body_bytes}-byte limit"
         declared = header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await send_json_error(send_with_id, 413, "request_too_large", too_large)
+            await self._refuse(scope, send_with_id, info, started)
             return
 
         received = 0
@@ -123,7 +154,7 @@ class EdgeMiddleware:
                     # ServerErrorMiddleware) turns the exception into a 500 of its own on the way out.
                     if not state["started"]:
                         state["refused"] = True
-                        await send_json_error(send_with_id, 413, "request_too_large", too_large)
+                        await self._refuse(scope, send_with_id, info, started)
                     raise _BodyTooLarge
             return message
 
