@@ -93,6 +93,20 @@ def test_a_value_only_the_regex_layer_finds_is_masked_everywhere_too(planted: Pl
     assert len(password) >= 8
     text = f"DATABASE_URL=postgres://billing:{password}@db.internal.example/billing\nold_pw: {password}\n"
     assert [text[span.start : span.end] for span in find_secrets(text)] == [password, password]
+    text += f"not_{password}_either\n"  # a whole token only: not inside a longer word
+    assert [span.start for span in find_secrets(text)] == [text.index(password), text.index(f" {password}") + 1]
+
+
+def test_an_ordinary_word_that_a_url_holds_as_its_password_is_masked_only_there() -> None:
+    """The regex layer masks any URL password; spread to every occurrence, `password` or `localhost` would be masked
+    all over ordinary code (found by review). Only values that look generated are, and only as whole tokens."""
+    text = (
+        "url = 'postgres://admin:password@localhost/db'\n"
+        "def check_password(password): return password_hash(password)\n"
+        "cache = 'redis://:localhost@localhost:6379'\n"
+    )
+    found = [(text[span.start : span.end], span.start) for span in find_secrets(text)]
+    assert found == [("password", text.index("password")), ("localhost", text.index(":localhost@") + 1)]
 
 
 def test_low_confidence_noise_is_not_masked() -> None:

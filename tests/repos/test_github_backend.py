@@ -15,6 +15,7 @@ from tests.support.github_api import GitHubApi, github_api, github_settings
 from bastion.errors import ConfigError, InvalidInput, NotFound, Unavailable
 from bastion.github.credentials import StaticToken
 from bastion.repos.github_backend import GitHubBackend
+from bastion.repos.github_backend.search import _matching_lines  # pyright: ignore[reportPrivateUsage]
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.types import Blob, CommitSummary, SearchQuery, TreeEntry
 
@@ -380,3 +381,10 @@ async def test_analyze_like_the_mirror(
     before = len(api.requests)
     await github.analyze(REPO, mirrored.commits["c5"])
     assert len(api.requests) == before  # cached per SHA
+
+
+def test_search_lines_end_at_newlines_only_as_git_counts_them() -> None:
+    """str.splitlines also splits at a form feed, "\\x1c", "\\u2028", ...: the hit's line number then named another
+    line than git's, and the content guard, which reads the hit's line from the whole file, missed it."""
+    data = "\x0c\nfirst\x1csecond\u2028\r\nneedle here\r\n".encode()
+    assert _matching_lines(data, SearchQuery("needle")) == [(3, "needle here")]

@@ -282,15 +282,23 @@ async def test_a_search_cannot_confirm_a_guess_at_a_masked_value(caller: Caller,
         (stripe[:13], stripe[:12] + wrong, False),
         (f'"{stripe[:13]}', f'"{stripe[:12]}{wrong}', False),  # starting before the value
         (f"= .{stripe[:13]}", f"= .{stripe[:12]}{wrong}", True),
+        # the guess, or what stands in for the value once it is masked (found by review)
+        (f"{stripe[:13]}|REDACTED:stripe", f"{stripe[:12]}{wrong}|REDACTED:stripe", True),
+        (f'= "\\B|{stripe[:13]}', f'= "\\B|{stripe[:12]}{wrong}', True),
     ]:
         right = (await caller.call("search_code", query=right_guess, regex=regex, **where)).data
         other = (await caller.call("search_code", query=wrong_guess, regex=regex, **where)).data
         assert (right["hits"], right["withheld_by_redaction"]) == (other["hits"], other["withheld_by_redaction"])
     token = caller.deployment.planted["github_pat"].value
     wrong = "0" if token[10] != "0" else "1"
-    right = (await caller.call("search_code", query=token[:11], **STRICT)).data
-    other = (await caller.call("search_code", query=token[:10] + wrong, **STRICT)).data
-    assert (right["hits"], right["withheld_by_redaction"]) == (other["hits"], other["withheld_by_redaction"]) == ([], 0)
+    for right_guess, wrong_guess, regex in [
+        (token[:11], token[:10] + wrong, False),
+        (f"{token[:11]}|REDACTED", f"{token[:10]}{wrong}|REDACTED", True),
+    ]:
+        right = (await caller.call("search_code", query=right_guess, regex=regex, **STRICT)).data
+        other = (await caller.call("search_code", query=wrong_guess, regex=regex, **STRICT)).data
+        assert (right["hits"], right["withheld_by_redaction"]) == (other["hits"], other["withheld_by_redaction"])
+        assert right["withheld_by_redaction"] == 0
 
 
 async def test_search_for_lines_of_a_key_and_long_runs(caller: Caller) -> None:

@@ -56,6 +56,7 @@ class Ledger:
     policy: Path
     added: str  # both files added
     edited: str  # one line changed in each
+    moded: str  # the data file made executable: a patch with no lines at all
     deleted: str  # the data file removed
 
 
@@ -69,12 +70,15 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     work.write("src/app.py", CODE.replace("line 7\n", "line seven\n"))
     work.write("data/rows.csv", ROWS.replace("customer-0042", "customer-4242"))
     edited = work.commit("One line each", when="2024-05-02T12:00:00+00:00")
+    work.write("data/rows.csv", ROWS.replace("customer-0042", "customer-4242"), executable=True)
+    moded = work.commit("Executable rows", when="2024-05-02T18:00:00+00:00")
     work.remove("data/rows.csv")
     deleted = work.commit("Drop the rows", when="2024-05-03T12:00:00+00:00")
     work.push("main")
     settings = Settings(data_dir=tmp_path_factory.mktemp("ledger-data"))
     asyncio.run(add_repository(settings, remote.resolve().as_uri(), name=REPO))
-    return Ledger(settings, write_policy(tmp_path_factory.mktemp("ledger-policy"), POLICY), added, edited, deleted)
+    policy = write_policy(tmp_path_factory.mktemp("ledger-policy"), POLICY)
+    return Ledger(settings, policy, added, edited, moded, deleted)
 
 
 @pytest.fixture
@@ -116,6 +120,13 @@ async def test_a_deleted_file_is_judged_by_its_size_before(call: ToolCall, ledge
     rows = _files(await get_commit(call, OWNER, NAME, ledger.deleted, "full_patch"))["data/rows.csv"]
     assert (rows["status"], rows["patch"], rows["deletions"]) == ("deleted", None, 120)
     assert rows["patch_withheld"].startswith("patch withheld: file is ")
+
+
+@pytest.mark.anyio
+async def test_the_file_is_judged_not_the_patch(call: ToolCall, ledger: Ledger) -> None:
+    """A mode change has a patch without a single line: still a patch of a file over its limit."""
+    rows = _files(await get_commit(call, OWNER, NAME, ledger.moded, "full_patch"))["data/rows.csv"]
+    assert (rows["patch"], rows["patch_withheld"]) == (None, f"patch withheld: {TOO_LARGE}")
 
 
 @pytest.mark.anyio

@@ -185,9 +185,12 @@ class SqliteAuditSink:
         if held is not None and held[1] == (identity.st_dev, identity.st_ino):
             return held[0]
         fd = os.open(path, os.O_RDONLY)
-        self._fds[path] = (fd, (identity.st_dev, identity.st_ino))
+        opened = os.fstat(fd)  # the identity of what was opened, not of what was there a moment before
+        self._fds[path] = (fd, (opened.st_dev, opened.st_ino))
         if held is not None:
-            os.close(held[0])  # a file that was replaced: no lock of this process is on the old one
+            # Replaced under its name (SQLite does not do that while a connection is open): the old file is no
+            # longer the one other processes lock, so this descriptor of it can go.
+            os.close(held[0])
         return fd
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:

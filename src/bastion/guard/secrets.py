@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import anyio
@@ -132,10 +132,11 @@ def _betterleaks_spans(text: str) -> list[SecretSpan]:
     return spans
 
 
-def _elsewhere(text: str, spans: list[SecretSpan]) -> list[SecretSpan]:
+def _elsewhere(text: str, spans: Sequence[SecretSpan], *, whole_tokens: bool) -> list[SecretSpan]:
     """The same values where they recur in the text without what made a scanner find them (a key repeated bare, in
-    a comment), whichever scanner found them. One pass over the text per distinct value of at least 8 characters,
-    so only for the first few: a text with thousands of findings has them located already."""
+    a comment). One pass over the text per distinct value of at least 8 characters, so only for the first few: a
+    text with thousands of findings has them located already. `whole_tokens`: a recurrence counts only with no
+    word character on either side (for the regex layer's values, which can be ordinary words: a URL's password)."""
     values: dict[str, str] = {}
     for span in spans:
         value = text[span.start : span.end]
@@ -143,15 +144,36 @@ def _elsewhere(text: str, spans: list[SecretSpan]) -> list[SecretSpan]:
             values.setdefault(value, span.kind)
             if len(values) == _ELSEWHERE_VALUES:
                 break
-    return [found for value, kind in values.items() for found in _occurrences(text, value, kind)]
+    found = [span for value, kind in values.items() for span in _occurrences(text, value, kind)]
+    if whole_tokens:
+        found = [span for span in found if _alone(text, span.start, span.end)]
+    return found
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    return not (start > 0 and _word(text[start - 1])) and not (end < len(text) and _word(text[end]))
+
+
+def _word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _looks_generated(value: str) -> bool:
+    """Letters with digits or symbols: `s3cr3t-Pa55`, not `password` or `localhost`, which a URL can hold too."""
+    classes = (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value))
+    return sum(classes) + (not value.isalnum()) >= 2
 
 
 def find_secrets(text: str) -> tuple[SecretSpan, ...]:
     """Every credential in `text`, wherever it recurs, as sorted, non-overlapping spans (both scanners, merged)."""
     if not text:
         return ()
-    spans = [*_betterleaks_spans(text), *regex_spans(text)]
-    return merge_spans([*spans, *_elsewhere(text, spans)]) if spans else ()
+    found, matched = _betterleaks_spans(text), regex_spans(text)
+    if not found and not matched:
+        return ()
+    generated = [span for span in matched if _looks_generated(text[span.start : span.end])]
+    again = [*_elsewhere(text, found, whole_tokens=False), *_elsewhere(text, generated, whole_tokens=True)]
+    return merge_spans([*found, *matched, *again])
 
 
 class ScanCache:

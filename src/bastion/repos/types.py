@@ -122,8 +122,9 @@ class FileDiff:
     old_path: str | None = None
     binary: bool = False
     patch: str | None = None
-    blobs: tuple[str, ...] = ()  # the object ids of the file before and after (those that exist), when known
-    size: int | None = None  # the larger of the two blobs' sizes in bytes, when known
+    # What the source knows beyond the diff itself (the mirror does, GitHub's API does not): not part of equality.
+    blobs: tuple[str, ...] = field(default=(), compare=False)  # object ids of the file before and after
+    size: int | None = field(default=None, compare=False)  # the larger of the two blobs' sizes in bytes
 
 
 @dataclass(frozen=True, slots=True)

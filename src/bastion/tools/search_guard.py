@@ -17,7 +17,8 @@ from bastion.guard.redact import LineView, mask_cut_edges, redact
 from bastion.guard.secrets import find_secrets_cached
 from bastion.guard.spans import SecretSpan, merge_spans
 from bastion.policy.types import Operation
-from bastion.repos.rematch import lines_matching
+from bastion.repos.rematch import MAX_LINE_CHARS as REMATCH_LINE_CHARS
+from bastion.repos.rematch import MaskedLine, lines_matching, masked_line
 from bastion.repos.search import MAX_LINE_CHARS
 from bastion.repos.types import SearchQuery
 from bastion.tools.access import AuthorizedRef
@@ -26,6 +27,11 @@ from bastion.tools.guarding import CONTEXT_FILE_BYTES, file_view, note, redactio
 from bastion.tools.models import SearchHitOut
 
 __all__ = ["from_file", "guard_search_hits", "needs_file", "scan_lines", "windows"]
+
+# Whole files read per call to mask hits with their file's findings beyond those that need it (clipped lines, key
+# material): a scan of 2 MiB takes about half a second, so a search over hundreds of files scans a few of them
+# whole and the rest line by line, as before (the scan is cached by blob, so repeated searches find them scanned).
+_EXTRA_VIEW_BYTES = 4 * 1024 * 1024
 
 
 def needs_file(line: str) -> bool:
@@ -98,21 +104,27 @@ async def guard_search_hits(
     call: ToolCall, hits: list[SearchHitOut], targets: Mapping[str, AuthorizedRef], query: SearchQuery
 ) -> tuple[list[SearchHitOut], int]:
     """Hits with credentials masked, minus hits from files that strict redaction withholds (counted), minus hits
-    the query finds only in a credential (not counted)."""
+    the query does not find outside a credential (not counted)."""
     by_file: dict[tuple[str, str], list[int]] = {}
     for index, hit in enumerate(hits):
         by_file.setdefault((hit.repository, hit.path), []).append(index)
     lines: dict[int, str] = {}
-    masked: dict[int, str] = {}  # hits whose line holds a credential: the line (whole when read) masked
+    masked: dict[int, MaskedLine] = {}  # hits whose line holds a credential: to re-match without it
+    gone: set[int] = set()  # left out whatever the re-match says
     withheld: set[int] = set()  # dropped by strict redaction
     counted: set[int] = set()  # of those, the ones the caller is told about
     plain: list[int] = []
     unsure: list[bool] = []
+    budget = _EXTRA_VIEW_BYTES
     for (repo, path), indexes in by_file.items():
         target = targets[repo]
         strict = redaction_mode(call, repo, target, Operation.SEARCH, path) == "strict"
-        cap = call.services.settings.repos.max_read_bytes if strict else CONTEXT_FILE_BYTES
-        view = await file_view(call, repo, target.sha, path, cap)
+        view = None
+        if strict or budget > 0 or any(needs_file(hits[index].line) for index in indexes):
+            cap = call.services.settings.repos.max_read_bytes if strict else CONTEXT_FILE_BYTES
+            view = await file_view(call, repo, target.sha, path, cap)
+            if view is not None and not strict and not any(needs_file(hits[index].line) for index in indexes):
+                budget -= len(view.text)
         if strict:
             if view is None or view.spans:
                 withheld.update(indexes)
@@ -130,14 +142,12 @@ async def guard_search_hits(
         for index in indexes:
             shown = from_file(view, hits[index]) if view is not None else None
             if shown is None:
-                plain.append(index)  # scanned alone: the file could not be read, or the line not found in it
+                plain.append(index)  # scanned alone: the file was not read, or the line not found in it
                 unsure.append(needs_file(hits[index].line))
                 continue
-            lines[index], spans = shown
             assert view is not None
-            full, on_line = view.line(hits[index].line_number)
-            if on_line:
-                masked[index] = redact(full, on_line)
+            lines[index], spans = shown
+            _to_rematch(index, *view.line(hits[index].line_number), masked, gone)
             note(
                 call,
                 (
@@ -147,8 +157,8 @@ async def guard_search_hits(
             )
     for index, (text, spans) in zip(plain, await scan_lines([hits[i].line for i in plain], unsure), strict=True):
         lines[index] = text
-        if spans:
-            masked[index] = text
+        if text != hits[index].line:
+            gone.add(index)  # masked on its own (a clip edge, key material): where the query matched is unknown
         hit = hits[index]
         note(
             call,
@@ -157,7 +167,7 @@ async def guard_search_hits(
     order = sorted(masked)
     still = {order[row] for row in await lines_matching(query, [masked[index] for index in order])}
     counted.update(index for index in withheld if index in still)
-    gone = withheld | (set(masked) - still)
+    gone |= withheld | (set(masked) - still)
     kept = [
         hit.model_copy(update={"line": lines[index]}) if lines.get(index, hit.line) != hit.line else hit
         for index, hit in enumerate(hits)
@@ -166,17 +176,30 @@ async def guard_search_hits(
     return kept, len(counted)
 
 
+def _to_rematch(index: int, full: str, spans: list[SecretSpan], masked: dict[int, MaskedLine], gone: set[int]) -> bool:
+    """True when the hit's whole line holds a credential: then it is noted for the re-match, or left out (`gone`)
+    when the line is too long to re-match."""
+    if not spans:
+        return False
+    if len(full) > REMATCH_LINE_CHARS:
+        gone.add(index)
+    else:
+        masked[index] = masked_line(full, spans)
+    return True
+
+
 def _withheld_lines(
-    view: LineView, hits: Sequence[SearchHitOut], indexes: Sequence[int], masked: dict[int, str], counted: set[int]
+    view: LineView,
+    hits: Sequence[SearchHitOut],
+    indexes: Sequence[int],
+    masked: dict[int, MaskedLine],
+    counted: set[int],
 ) -> None:
     """Hits of a file strict redaction withholds: counted when their line holds no credential; a line that does is
-    re-matched masked (in `masked`) and counted only if the query still finds it. A line the file lacks: neither."""
+    re-matched without it (in `masked`) and counted only if the query still finds it. A line the file lacks: neither."""
     for index in indexes:
         number = hits[index].line_number
         if number > view.line_count:
             continue
-        full, on_line = view.line(number)
-        if on_line:
-            masked[index] = redact(full, on_line)
-        else:
+        if not _to_rematch(index, *view.line(number), masked, set()):
             counted.add(index)

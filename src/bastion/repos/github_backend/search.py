@@ -48,7 +48,10 @@ def _matching_lines(data: bytes, query: SearchQuery) -> list[tuple[int, str]]:
     text = data.decode("utf-8", "replace")
     needle = query.pattern if query.case_sensitive else query.pattern.lower()
     found: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only, as for git grep, ripgrep and the content guard's LineView (str.splitlines also splits
+    # at form feeds, "\x1c", "\u2028", ...: the guard would then look for a hit on the wrong line).
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         position = (line if query.case_sensitive else line.lower()).find(needle)
         if position >= 0:
             found.append((number, clip_line(line, position)))
