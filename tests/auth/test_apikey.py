@@ -115,6 +115,23 @@ async def test_an_unknown_key_and_a_wrong_secret_read_the_same(
     assert key not in caplog.text
 
 
+async def test_a_wrong_secret_for_a_cached_key_reads_the_store_as_an_unknown_key_does(
+    engine: Engine, store: KeyStore, authenticator: ApiKeyAuthenticator
+) -> None:
+    """Timing: an unknown id is read from the store, a real one was answered from the cache, about 0.4 ms apart
+    (a probe told them apart by the median). Both refusals now read the store once; the right key still none."""
+    record, key = store.create("alice")
+    await authenticator.authenticate(key)  # cached
+    counter = StatementCounter(engine)
+    await _refusal(authenticator, f"bst_{record.key_id}_" + "B" * 43)
+    after_wrong = counter.count
+    await _refusal(authenticator, "bst_0123456789ab_" + "A" * 43)
+    assert after_wrong >= 1
+    assert counter.count == 2 * after_wrong
+    await authenticator.authenticate(key)
+    assert counter.count == 2 * after_wrong
+
+
 async def test_a_revoked_key_is_refused_saying_when(
     store: KeyStore, authenticator: ApiKeyAuthenticator, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,6 +3,7 @@ why, how claims become a Principal, and the verified-token cache."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import time
@@ -78,6 +79,8 @@ def test_accepts_the_shape_of_a_jwt_only(rs256: TestKey) -> None:
     assert not looks_like_jwt(token + ".extra")
     assert not looks_like_jwt("eyJhbGciOiJSUzI1NiJ9.e30.si!g")
     assert not looks_like_jwt("e30.e30.sig"), "a header without alg is not a JWS"
+    deep = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()  # RecursionError in json.loads: was a 500
+    assert not looks_like_jwt(f"{deep}.eyJ4IjoxfQ.c2ln")
     assert not looks_like_jwt("bm90IGpzb24.e30.sig")
 
 
@@ -243,6 +246,51 @@ async def test_a_tampered_payload_fails_the_signature(idp: IdentityProvider, rs2
     forged_payload = sign(rs256, idp.claims(RESOURCE, sub="admin")).split(".")[1]
     message = await refused(authenticator(idp), f"{header}.{forged_payload}.{signature}")
     assert "signature does not verify" in message
+
+
+@pytest.mark.parametrize("media_type", ["JWT", "jwt", "at+jwt", "application/at+JWT"])
+async def test_access_token_types_are_accepted(idp: IdentityProvider, rs256: TestKey, media_type: str) -> None:
+    token = sign(rs256, idp.claims(RESOURCE, sub="alice"), headers={"typ": media_type})
+    assert (await authenticator(idp).authenticate(token)).subject == "alice"
+
+
+async def test_id_tokens_and_other_token_types_are_refused(idp: IdentityProvider, rs256: TestKey) -> None:
+    """An ID token with an accepted audience passed as an access token outside Cognito (found by a probe)."""
+    auth = authenticator(idp)
+    keycloak_id = sign(rs256, idp.claims(RESOURCE, sub="alice", typ="ID", nonce="n"))
+    assert await refused(auth, keycloak_id) == (
+        "the token is an ID token ('typ': 'ID'), not an access token; send the access token"
+    )
+    for media_type in ("id+jwt", "logout+jwt", "dpop+jwt"):
+        message = await refused(auth, sign(rs256, idp.claims(RESOURCE, sub="alice"), headers={"typ": media_type}))
+        assert message == f"the token is of type '{media_type}', not an access token (at+jwt or JWT)"
+
+
+async def test_a_cached_token_without_kid_ends_when_its_key_is_replaced(idp: IdentityProvider) -> None:
+    """Without a `kid`, the cache asked only whether any key was published: a token verified by a retired key
+    stayed valid (found by a probe). The cache now remembers the key itself, by key id and material."""
+    clock = Clock(time.time())
+    old, new = rsa_key(None), rsa_key(None)
+    idp.publish(old)
+    keys = JwksCache(idp.issuer, idp.jwks_url, cache_seconds=60, refetch_min_seconds=0, monotonic=clock)
+    auth = authenticator(idp, keys=keys, clock=clock)
+    token = sign(old, idp.claims(RESOURCE, sub="alice"))
+    assert (await auth.authenticate(token)).subject == "alice"
+    idp.publish(new)
+    clock.now += 61  # the JWKS is refreshed at the next use
+    await auth.authenticate(sign(new, idp.claims(RESOURCE, sub="bob")))
+    message = await refused(auth, token)
+    assert "signature" in message
+
+
+async def test_a_provider_that_trickles_its_keys_is_given_up_on(idp: IdentityProvider) -> None:
+    """httpx's timeout bounds each read, not the fetch: a byte a second held every caller waiting for as long as
+    the provider liked (found by a probe). The whole fetch now has the timeout."""
+    idp.jwks_trickle = 0.05  # a JWKS of a few hundred bytes: well over the timeout
+    keys = JwksCache(idp.issuer, idp.jwks_url, timeout_seconds=0.5)
+    with pytest.raises(Unavailable) as caught:
+        await keys.key_for("rs-1", "RS256")
+    assert f"{idp.jwks_url} did not answer in full within 0.5 s" in caught.value.message
 
 
 async def test_unknown_kid_is_refused_with_the_published_ids(idp: IdentityProvider) -> None:

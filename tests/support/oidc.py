@@ -125,6 +125,7 @@ class IdentityProvider:
     discovery_requests: int = 0
     fail_jwks: bool = False  # answer 503 on the JWKS URL
     jwks_delay: float = 0.0  # seconds to wait before answering the JWKS (concurrency tests)
+    jwks_trickle: float = 0.0  # seconds between the JWKS body's bytes (a provider that never quite times out)
     discovery_issuer: str | None = None  # a different `issuer` in the discovery document (mix-up tests)
     discovery_jwks_uri: str | None = None  # a different `jwks_uri` in the discovery document
     clients: dict[str, str] = field(default_factory=dict[str, str])  # client id -> secret
@@ -182,6 +183,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _trickle(self, data: bytes, pause: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up: what it was meant to do
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(pause)
+
     def do_GET(self) -> None:
         provider = self.provider
         if self.path == "/.well-known/openid-configuration":
@@ -200,11 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/jwks":
             with provider.lock:
                 provider.jwks_requests += 1
-                failing, delay = provider.fail_jwks, provider.jwks_delay
+                failing, delay, trickle = provider.fail_jwks, provider.jwks_delay, provider.jwks_trickle
             if delay:
                 time.sleep(delay)
             if failing:
                 self._json(503, {"error": "temporarily_unavailable"})
+            elif trickle:
+                self._trickle(json.dumps(provider.jwks()).encode(), trickle)
             else:
                 self._json(200, provider.jwks())
         else:

@@ -149,6 +149,19 @@ async def test_a_token_no_authenticator_recognises_is_an_invalid_token(
 
 
 @pytest.mark.anyio
+async def test_what_a_refused_caller_names_is_bounded_in_the_audit(
+    client: httpx2.AsyncClient, events: list[AuditEvent]
+) -> None:
+    """Unauthenticated, a caller chooses the Mcp-Name and Mcp-Method headers: megabytes of them made records of
+    megabytes (found by a probe); they are cut as every other layer cuts them."""
+    headers = {"Authorization": "Bearer nothing-we-know", "Mcp-Name": "n" * 100_000, "Mcp-Method": "m" * 100_000}
+    response = await client.post("/mcp", headers=headers, content=b"{}")
+    assert response.status_code == 401
+    [event] = events
+    assert (event.tool, event.metadata["method"]) == ("n" * 128, "m" * 64)
+
+
+@pytest.mark.anyio
 async def test_a_truncated_api_key_is_described_by_its_shape_only(
     client: httpx2.AsyncClient, store: KeyStore, events: list[AuditEvent], caplog: pytest.LogCaptureFixture
 ) -> None:

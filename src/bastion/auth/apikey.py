@@ -87,6 +87,10 @@ class ApiKeyAuthenticator:
         cached = self._cache.get(key_id)
         if cached is None or (self._watch is None and time.monotonic() - cached.fetched_at > self._cache_seconds):
             cached = await self._load(key_id, version)
+        elif not keys_match(token, cached.record.key_hash):
+            # Read the store as an unknown id does, so a wrong secret for a real (cached) key takes as long as an
+            # unknown key: the answer's timing must not confirm that a key id exists (found by a probe).
+            cached = await self._load(key_id, version)
         if cached is None or not keys_match(token, cached.record.key_hash):
             # To the caller, a wrong secret for a real key id reads exactly like an unknown key: the id alone proves
             # nothing. The operator is told the difference: someone holds a real key's id with the wrong secret.

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
@@ -80,6 +81,7 @@ class SigningKey:
     curve: str | None  # EC and OKP keys: P-256, Ed25519, ...
     alg: str | None  # the JWK's own `alg`, when it pins one
     public_key: Any  # a cryptography public key object
+    material: bytes = b""  # the key's SubjectPublicKeyInfo (DER): the same key id can name new key material
 
     def mismatch(self, alg: str) -> str | None:
         """Why this key cannot verify an `alg` signature, or None when it can."""
@@ -139,7 +141,8 @@ def _signing_key(jwk: Mapping[str, Any]) -> SigningKey:
         curve = "Ed448"
     else:
         raise JwksError("it is not a public key")
-    return SigningKey(kid=kid, kty=kty, curve=curve, alg=alg, public_key=public_key)
+    material = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return SigningKey(kid=kid, kty=kty, curve=curve, alg=alg, public_key=public_key, material=material)
 
 
 def parse_jwks(document: object) -> tuple[KeySet, list[str]]:
@@ -163,18 +166,24 @@ def parse_jwks(document: object) -> tuple[KeySet, list[str]]:
 
 
 async def _get_json(url: str, seconds: float) -> object:
+    """The JSON document at `url`, fetched in at most `seconds` in all (httpx's timeout bounds each read: a
+    provider trickling a byte a second would hold every waiting caller for as long as it liked)."""
     headers = {"Accept": "application/json", "User-Agent": f"mcp-bastion/{__version__}"}
-    async with (
-        httpx2.AsyncClient(timeout=seconds, follow_redirects=False, headers=headers) as client,
-        client.stream("GET", url) as response,
-    ):
-        if response.status_code != 200:
-            raise JwksError(f"{url} answered HTTP {response.status_code}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_DOCUMENT_BYTES:
-                raise JwksError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    body = bytearray()
+    try:
+        with anyio.fail_after(seconds):
+            async with (
+                httpx2.AsyncClient(timeout=seconds, follow_redirects=False, headers=headers) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise JwksError(f"{url} answered HTTP {response.status_code}")
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise JwksError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    except TimeoutError:
+        raise JwksError(f"{url} did not answer in full within {seconds:g} s") from None
     try:
         return json.loads(body)
     except ValueError as exc:
@@ -216,10 +225,11 @@ class JwksCache:
         """The configured or discovered JWKS URL (None until discovery ran)."""
         return self._jwks_url
 
-    def publishes(self, kid: str | None) -> bool:
-        """Whether the keys currently held still include `kid` (a withdrawn key ends its cached tokens)."""
+    def publishes(self, key: SigningKey) -> bool:
+        """Whether the keys currently held still include `key`, by key id and key material: a withdrawn key, or a
+        key id reused for a new key, ends the cached tokens it verified (with or without a `kid` header)."""
         keys = self._keys
-        return keys is not None and (kid in keys.by_kid if kid is not None else bool(keys.keys))
+        return keys is not None and any(k.kid == key.kid and k.material == key.material for k in keys.keys)
 
     async def key_for(self, kid: str | None, alg: str) -> SigningKey:
         """The key that must have signed a token with header `kid` and `alg`.

@@ -35,7 +35,7 @@ from bastion.auth.claims import (
     shown,
     subject_from,
 )
-from bastion.auth.jwks import JwksCache
+from bastion.auth.jwks import JwksCache, SigningKey
 from bastion.config import OidcSettings
 from bastion.errors import ConfigError, InsufficientScope, Unauthenticated
 from bastion.principal import Principal
@@ -70,7 +70,7 @@ def _header(token: str) -> dict[str, Any] | None:
         return None
     try:
         header = json.loads(_b64decode(parts[0]))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # 3,000 nested `[` fit in the segment's 4 KB
         return None
     return header if isinstance(header, dict) and isinstance(header.get("alg"), str) else None
 
@@ -104,7 +104,10 @@ def validate_algorithms(algorithms: list[str]) -> frozenset[str]:
 class _Verified:
     principal: Principal
     expires_at: float  # the token's exp: a cached answer never outlives the token
-    kid: str | None  # the answer also ends when this key leaves the JWKS
+    key: SigningKey  # the answer also ends when this key leaves the JWKS (or its key id names another key)
+
+
+_ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt"})  # a JWT header's `typ`, lower case, without "application/"
 
 
 class OidcAuthenticator:
@@ -151,18 +154,18 @@ class OidcAuthenticator:
         cached = self._verified.get(digest)
         now = self._clock()
         if cached is not None:
-            if now < cached.expires_at and self.keys.publishes(cached.kid):
+            if now < cached.expires_at and self.keys.publishes(cached.key):
                 return cached.principal
             del self._verified[digest]
         try:
-            principal, expires_at, kid = await self._verify(token, now)
+            principal, expires_at, key = await self._verify(token, now)
         except InsufficientScope as exc:
             logger.info("OIDC token refused (insufficient scope) for %s: %s", exc.subject, exc.message)
             raise
         except Unauthenticated as exc:
             logger.info("OIDC token refused: %s", exc.message)
             raise
-        self._remember(digest, _Verified(principal, expires_at, kid), now)
+        self._remember(digest, _Verified(principal, expires_at, key), now)
         return principal
 
     def close(self) -> None:
@@ -176,7 +179,7 @@ class OidcAuthenticator:
                 del self._verified[next(iter(self._verified))]  # the oldest entry
         self._verified[digest] = entry
 
-    async def _verify(self, token: str, now: float) -> tuple[Principal, float, str | None]:
+    async def _verify(self, token: str, now: float) -> tuple[Principal, float, SigningKey]:
         if len(token) > MAX_TOKEN_BYTES:
             raise Unauthenticated(f"the bearer token is over {MAX_TOKEN_BYTES} bytes; no access token is that large")
         header = _header(token)
@@ -187,10 +190,15 @@ class OidcAuthenticator:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise Unauthenticated("the token's 'kid' header is not a string")
+        media_type = header.get("typ")
+        if isinstance(media_type, str) and media_type.lower().removeprefix("application/") not in _ACCESS_TOKEN_TYPES:
+            # RFC 9068 access tokens say `at+jwt`; most providers say `JWT`; anything else (`id+jwt`, `logout+jwt`,
+            # `dpop+jwt`) is another kind of token, which grants no access to this server.
+            raise Unauthenticated(f"the token is of type {shown(media_type)}, not an access token (at+jwt or JWT)")
         key = await self.keys.key_for(kid, alg)
         claims = self._signed_claims(token, key.public_key, alg, kid)
         expires_at = check_times(claims, now, self.settings.leeway_seconds)
-        return self._principal(claims, token), expires_at, kid
+        return self._principal(claims, token), expires_at, key
 
     def _check_algorithm(self, alg: str) -> None:
         if alg.lower() == "none":
@@ -234,6 +242,8 @@ class OidcAuthenticator:
             raise Unauthenticated(
                 f"the token is a {shown(token_use)} token, not an access token; send the access token"
             )
+        if isinstance(claims.get("typ"), str) and claims["typ"].lower() == "id":
+            raise Unauthenticated("the token is an ID token ('typ': 'ID'), not an access token; send the access token")
         subject = subject_from(claims, settings.subject_claim)
         missing = [scope for scope in self.required_scopes if scope not in scopes_from(claims, settings.scopes_claim)]
         if missing:

@@ -109,12 +109,12 @@ class AuthenticationMiddleware:
         receipt = self.record(
             AuditEvent(
                 **caller,
-                tool=header(scope, b"mcp-name"),
+                tool=(header(scope, b"mcp-name") or "")[:128] or None,  # caller-supplied: bounded, as everywhere
                 decision="deny",
                 reason=exc.message,
                 outcome="denied" if scoped else "unavailable" if isinstance(exc, Unavailable) else "unauthenticated",
                 duration_ms=(perf_counter() - started) * 1000,
-                metadata={"method": header(scope, b"mcp-method") or scope.get("method")},
+                metadata={"method": (header(scope, b"mcp-method") or str(scope.get("method")))[:64]},
             )
         )
         if receipt is not None:
