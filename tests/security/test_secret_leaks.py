@@ -289,6 +289,14 @@ async def test_a_search_cannot_confirm_a_guess_at_a_masked_value(caller: Caller,
         right = (await caller.call("search_code", query=right_guess, regex=regex, **where)).data
         other = (await caller.call("search_code", query=wrong_guess, regex=regex, **where)).data
         assert (right["hits"], right["withheld_by_redaction"]) == (other["hits"], other["withheld_by_redaction"])
+    # A hit found only in the value must not take the one place max_results leaves, before a known later line
+    # (deploy/keys/signing.txt sorts after config/): which line comes back, and `truncated`, told them apart.
+    answers = []
+    for guess in (stripe[:13], stripe[:12] + wrong):
+        answer = await caller.call("search_code", query=f"{guess}|rotate yearly", regex=True, max_results=1, **where)
+        answers.append((answer.data["hits"], answer.data["truncated"], answer.data["searched"]))
+    assert answers[0] == answers[1]
+    assert [hit["path"] for hit in answers[0][0]] == ["deploy/keys/signing.txt"]
     token = caller.deployment.planted["github_pat"].value
     wrong = "0" if token[10] != "0" else "1"
     for right_guess, wrong_guess, regex in [

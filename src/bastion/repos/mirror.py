@@ -188,7 +188,7 @@ class MirrorBackend:
             query,
             time_limit=timeout,
             allow_path=allow_path,
-            max_results_cap=self.settings.repos.max_search_results,
+            max_results_cap=self.settings.repos.max_search_results * code_search.GUARD_FETCH_FACTOR,
         )
 
     async def analyze(self, repo: str, commit: str) -> RepoAnalysis:

@@ -27,12 +27,15 @@ from bastion.repos.handle import MirrorHandle
 from bastion.repos.types import SearchHit, SearchQuery, SearchResult
 from bastion.repos.worktree import current_worktree
 
-__all__ = ["MAX_LINE_CHARS", "MAX_PATTERN_LENGTH", "ripgrep_executable", "search"]
+__all__ = ["GUARD_FETCH_FACTOR", "MAX_LINE_CHARS", "MAX_PATTERN_LENGTH", "ripgrep_executable", "search"]
 
 _T = TypeVar("_T")
 
 MAX_LINE_CHARS = 300
 MAX_PATTERN_LENGTH = 1000
+# search_code runs a search again for up to this many times its max_results when the content guard left hits out,
+# so those never take places among the answer's first matches (bastion.tools.search); backends cap at this multiple.
+GUARD_FETCH_FACTOR = 4
 MAX_FILE_SIZE = "2M"  # minified bundles and data dumps are not code anyone searches
 _MAX_JSON_LINE = 16 * 1024 * 1024  # one rg message: a matching line of a file below MAX_FILE_SIZE, escaped
 _MAX_GREP_LINE = 64 * 1024

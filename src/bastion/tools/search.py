@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from time import monotonic
 
 from mcp_types import CallToolResult
@@ -10,6 +11,7 @@ from mcp_types import CallToolResult
 from bastion.errors import AccessDenied, BastionError, InvalidInput
 from bastion.policy.types import Operation
 from bastion.repos.names import validate_repo_name
+from bastion.repos.search import GUARD_FETCH_FACTOR
 from bastion.repos.types import SearchQuery, SearchResult
 from bastion.tools.access import AuthorizedRef
 from bastion.tools.call import ToolCall
@@ -71,22 +73,19 @@ async def _targets(
     return targets, skipped
 
 
-async def search_code(
-    call: ToolCall,
-    query: str,
-    owner: str | None,
-    repo: str | None,
-    ref: str | None,
-    path_glob: str | None,
-    regex: bool,
-    case_sensitive: bool,
-    max_results: int,
-) -> CallToolResult:
-    settings = call.services.settings.repos
-    limit = min(max_results, settings.max_search_results)
-    spec = _query(query, regex, case_sensitive, path_glob, limit)
-    targets, skipped = await _targets(call, owner, repo, ref)
-    deadline = monotonic() + settings.search_timeout_seconds
+@dataclass(frozen=True, slots=True)
+class _Found:
+    hits: list[SearchHitOut]  # every repository's hits, repository after repository
+    in_order: int  # how many of them are the first matches in that order: up to the end of the first repository
+    # whose search stopped early (more of its matches come before the next repository's)
+    stopped_early: bool  # some repository has more matches than were returned (or its time ran out)
+    searched: list[SearchedRepo]
+    skipped: list[SkippedRepo]
+
+
+async def _search(
+    call: ToolCall, targets: list[tuple[str, AuthorizedRef]], spec: SearchQuery, deadline: float
+) -> _Found:
     gate = asyncio.Semaphore(_PARALLEL_REPOS)
 
     async def one(name: str, target: AuthorizedRef) -> SearchResult:
@@ -98,7 +97,8 @@ async def search_code(
     found = await asyncio.gather(*(one(name, target) for name, target in targets), return_exceptions=True)
     hits: list[SearchHitOut] = []
     searched: list[SearchedRepo] = []
-    truncated = False
+    skipped: list[SkippedRepo] = []
+    in_order: int | None = None
     for (name, target), outcome in zip(targets, found, strict=True):
         if isinstance(outcome, BastionError):
             skipped.append(SkippedRepo(repository=name, reason=outcome.message))
@@ -114,16 +114,58 @@ async def search_code(
                 truncated=outcome.truncated,
             )
         )
-        truncated = truncated or outcome.truncated
         hits.extend(
             SearchHitOut(repository=name, path=h.path, line_number=h.line_number, line=h.line, resolved_sha=target.sha)
             for h in outcome.hits
         )
-    if len(hits) > limit:
-        hits, truncated = hits[:limit], True
-    withheld = 0
-    if guard_enabled(call):  # credentials masked; strict redaction drops hits from files that hold one
-        hits, withheld = await guard_search_hits(call, hits, dict(targets), spec)
+        if outcome.truncated and in_order is None:
+            in_order = len(hits)
+    stopped_early = in_order is not None
+    return _Found(hits, len(hits) if in_order is None else in_order, stopped_early, searched, skipped)
+
+
+async def search_code(
+    call: ToolCall,
+    query: str,
+    owner: str | None,
+    repo: str | None,
+    ref: str | None,
+    path_glob: str | None,
+    regex: bool,
+    case_sensitive: bool,
+    max_results: int,
+) -> CallToolResult:
+    settings = call.services.settings.repos
+    limit = min(max_results, settings.max_search_results)
+    _query(query, regex, case_sensitive, path_glob, limit)  # refused before anything is asked of policy
+    targets, skipped = await _targets(call, owner, repo, ref)
+    deadline = monotonic() + settings.search_timeout_seconds
+    fetch = limit
+    while True:
+        spec = _query(query, regex, case_sensitive, path_glob, fetch)
+        found = await _search(call, targets, spec, deadline)
+        for key in ("redactions", "redactions_total"):  # the audit record tells of the last search's hits
+            call.metadata.pop(key, None)
+        ordered = found.hits[: found.in_order]
+        guarded = await guard_search_hits(call, ordered, dict(targets), spec) if guard_enabled(call) else None
+        entries = [i for i in range(found.in_order) if guarded is None or guarded.counts(i)]
+        # Hits the guard leaves out must not take places among the first `limit` (which hits come back, and
+        # `truncated`, would then tell whether a guess at a masked value was right): search again for more.
+        left_out = len(entries) < found.in_order
+        if len(entries) > limit or not found.stopped_early or not left_out or fetch >= limit * GUARD_FETCH_FACTOR:
+            break
+        if monotonic() >= deadline:
+            break
+        fetch = min(fetch * 4, limit * GUARD_FETCH_FACTOR)
+    answer = entries[:limit]
+    truncated = len(entries) > limit or found.stopped_early
+    hits = [
+        guarded.shown[i] if guarded is not None else found.hits[i]
+        for i in answer
+        if guarded is None or i in guarded.shown
+    ]
+    withheld = sum(1 for i in answer if guarded is not None and i in guarded.withheld)
+    searched, skipped = found.searched, [*skipped, *found.skipped]
     call.metadata.update({"query_length": len(query), "regex": regex, "repositories": len(searched), "hits": len(hits)})
     if withheld:
         call.metadata["withheld_by_redaction"] = withheld

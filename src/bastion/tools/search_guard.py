@@ -11,6 +11,7 @@ bastion.repos.rematch). Otherwise the hit is left out without a trace, in the co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from bastion.guard.patterns import is_key_material, key_material_spans
 from bastion.guard.redact import LineView, mask_cut_edges, redact
@@ -26,7 +27,7 @@ from bastion.tools.call import ToolCall
 from bastion.tools.guarding import CONTEXT_FILE_BYTES, file_view, note, redaction_mode
 from bastion.tools.models import SearchHitOut
 
-__all__ = ["from_file", "guard_search_hits", "needs_file", "scan_lines", "windows"]
+__all__ = ["GuardedHits", "from_file", "guard_search_hits", "needs_file", "scan_lines", "windows"]
 
 # Whole files read per call to mask hits with their file's findings beyond those that need it (clipped lines, key
 # material): a scan of 2 MiB takes about half a second, so a search over hundreds of files scans a few of them
@@ -100,9 +101,22 @@ async def scan_lines(lines: Sequence[str], unsure: Sequence[bool]) -> list[tuple
     return masked
 
 
+@dataclass(frozen=True, slots=True)
+class GuardedHits:
+    """What the guard made of a list of hits, by position. A hit in neither is left out without a trace: the query
+    does not find its line outside a credential (bastion.repos.rematch)."""
+
+    shown: dict[int, SearchHitOut]  # the hit as it may be shown (its line masked)
+    withheld: frozenset[int]  # withheld by strict redaction, and counted for the caller
+
+    def counts(self, index: int) -> bool:
+        """Whether the hit at `index` is one of the answer's matches (shown, or withheld and counted)."""
+        return index in self.shown or index in self.withheld
+
+
 async def guard_search_hits(
     call: ToolCall, hits: list[SearchHitOut], targets: Mapping[str, AuthorizedRef], query: SearchQuery
-) -> tuple[list[SearchHitOut], int]:
+) -> GuardedHits:
     """Hits with credentials masked, minus hits from files that strict redaction withholds (counted), minus hits
     the query does not find outside a credential (not counted)."""
     by_file: dict[tuple[str, str], list[int]] = {}
@@ -168,12 +182,12 @@ async def guard_search_hits(
     still = {order[row] for row in await lines_matching(query, [masked[index] for index in order])}
     counted.update(index for index in withheld if index in still)
     gone |= withheld | (set(masked) - still)
-    kept = [
-        hit.model_copy(update={"line": lines[index]}) if lines.get(index, hit.line) != hit.line else hit
+    shown = {
+        index: hit.model_copy(update={"line": lines[index]}) if lines.get(index, hit.line) != hit.line else hit
         for index, hit in enumerate(hits)
         if index not in gone
-    ]
-    return kept, len(counted)
+    }
+    return GuardedHits(shown, frozenset(counted))
 
 
 def _to_rematch(index: int, full: str, spans: list[SecretSpan], masked: dict[int, MaskedLine], gone: set[int]) -> bool:

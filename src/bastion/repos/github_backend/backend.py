@@ -32,6 +32,7 @@ from bastion.repos.github_backend.memo import SizedLRU, TtlCache
 from bastion.repos.github_backend.trees import TreeIndex, children_of, listing, walk
 from bastion.repos.names import is_full_sha, looks_like_sha, validate_path, validate_repo_name
 from bastion.repos.registry import name_from_url
+from bastion.repos.search import GUARD_FETCH_FACTOR
 from bastion.repos.types import (
     Blob,
     CommitDetail,
@@ -341,7 +342,7 @@ class GitHubBackend:
         allow_path: Callable[[str], bool],
     ) -> SearchResult:
         name = (await self.get_repository(repo)).name
-        cap = self.settings.repos.max_search_results
+        cap = self.settings.repos.max_search_results * GUARD_FETCH_FACTOR
         return await github_search.search(self, name, require_sha(commit), query, timeout, allow_path, cap)
 
     async def analyze(self, repo: str, commit: str) -> RepoAnalysis:
