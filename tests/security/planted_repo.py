@@ -194,6 +194,12 @@ def _build_app(work: WorkRepo, planted: Planted, layout: Layout) -> None:
     work.write("data/bundle.min.js", layout.clip_context.line + "\n" + layout.clip_edges.line + "\n")
     late = "x" * 8500 + "\x00" + "\n" + f"late_token = {planted['gitlab'].value}\n"
     work.write("data/late_nul.txt", late)  # text to the binary sniff (first 8000 bytes), a NUL after it
+    # Lines a search engine and the guard could read differently: a CR before the newline, a byte-order mark,
+    # bytes that are not UTF-8.
+    gitlab = planted["gitlab"].value
+    work.write("win/crlf.ini", f'GL_TOKEN = "{gitlab}"\r\nname = crlf\r\n')
+    work.write("win/bom.cfg", b'\xef\xbb\xbfGL = "' + gitlab.encode() + b'"\n')
+    work.write("win/latin1.cfg", b'GL_\xe9 = "' + gitlab.encode() + b'"\n')
     work.symlink("deploy/current-token", f"../tokens/{planted['github_oauth'].value}")  # a link's target is text too
     work.write("assets/tokens.bin", b"\x00\x01BIN" + planted["slack"].value.encode() + b"\x00" * 64)
     layout.sha["v1"] = work.commit("Billing service settings", when=_when(1))

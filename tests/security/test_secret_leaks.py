@@ -297,6 +297,21 @@ async def test_a_search_cannot_confirm_a_guess_at_a_masked_value(caller: Caller,
         answers.append((answer.data["hits"], answer.data["truncated"], answer.data["searched"]))
     assert answers[0] == answers[1]
     assert [hit["path"] for hit in answers[0][0]] == ["deploy/keys/signing.txt"]
+    # Where the engine and the guard could read a line differently, or two engines a pattern (found by review):
+    gitlab = caller.deployment.planted["gitlab"].value
+    other = "0" if gitlab[10] != "0" else "1"
+    for probe in ('"$|{}', 'GL = "a--|{}', "\\x{{FFFD}}|{}", "\\<GL_TOKEN|{}", "GL_.?TOKEN|{}"):
+        answers = []
+        for guess in (gitlab[:11], gitlab[:10] + other):
+            found = await caller.call("search_code", query=probe.format(guess), regex=True, path_glob="win/*", **where)
+            answers.append(found.text if found.result.is_error else (found.data["hits"], found.data["truncated"]))
+        assert answers[0] == answers[1], probe
+    # Each repository's `truncated` must not tell whether the search ran again for more hits.
+    answers = []
+    for guess in (stripe[:13], stripe[:12] + wrong):
+        found = await caller.call("search_code", query=f"{guess}|option_1[0-9]", regex=True, max_results=2, **where)
+        answers.append({key: value for key, value in found.data.items() if key != "query"})
+    assert answers[0] == answers[1]
     token = caller.deployment.planted["github_pat"].value
     wrong = "0" if token[10] != "0" else "1"
     for right_guess, wrong_guess, regex in [

@@ -151,6 +151,12 @@ class LineView:
     def line_count(self) -> int:
         return len(self.starts)
 
+    def raw_line(self, number: int) -> str:
+        """Line `number` as the file has it, a trailing \r included (what a search engine matches against)."""
+        starts = self.starts
+        end = starts[number] - 1 if number < len(starts) else len(self.text)
+        return self.text[starts[number - 1] : end]
+
     def line(self, number: int) -> tuple[str, list[SecretSpan]]:
         starts = self.starts
         if number < 1 or number > len(starts):

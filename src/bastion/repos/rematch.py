@@ -66,8 +66,9 @@ def masked_line(line: str, spans: Sequence[SecretSpan]) -> MaskedLine:
 
 
 def _argv(rg: str, query: SearchQuery) -> list[str]:
-    # --text: a NUL in one line must not turn the whole input into "binary file matches".
-    argv = [rg, "--no-config", "--json", "--text", "--color=never"]
+    # --text: a NUL in one line must not turn the whole input into "binary file matches"; --encoding=none: a BOM
+    # at the start is three bytes of the line, as the search saw them, not something to strip (offsets move).
+    argv = [rg, "--no-config", "--json", "--text", "--encoding=none", "--color=never"]
     argv.append("--case-sensitive" if query.case_sensitive else "--ignore-case")
     if not query.regex:
         argv.append("--fixed-strings")

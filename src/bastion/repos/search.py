@@ -144,7 +144,7 @@ def _ripgrep_argv(rg: str, query: SearchQuery) -> list[str]:
     # --max-filesize bounds how long one line can be. --no-ignore: a repository's own .ignore/.rgignore files
     # must not hide code from search (git grep does not honour them either).
     argv = [
-        rg, "--json", "--no-config", "--no-ignore", "--hidden", "--no-follow", "--sort=path",
+        rg, "--json", "--no-config", "--no-ignore", "--hidden", "--no-follow", "--sort=path", "--encoding=none",
         "--glob=!.git", f"--max-filesize={MAX_FILE_SIZE}",
         "--case-sensitive" if query.case_sensitive else "--ignore-case",
     ]  # fmt: skip

@@ -18,7 +18,7 @@ from bastion.tools.call import ToolCall
 from bastion.tools.guarding import guard_enabled
 from bastion.tools.models import SearchedRepo, SearchHitOut, SearchOut, SkippedRepo
 from bastion.tools.results import result
-from bastion.tools.search_guard import guard_search_hits
+from bastion.tools.search_guard import GuardedHits, guard_search_hits
 
 __all__ = ["MAX_QUERY_LENGTH", "search_code"]
 
@@ -124,6 +124,20 @@ async def _search(
     return _Found(hits, len(hits) if in_order is None else in_order, stopped_early, searched, skipped)
 
 
+def _told(found: _Found, guarded: GuardedHits | None, answer: set[int], exhausted: bool) -> list[SearchedRepo]:
+    """Each repository's `truncated` as the answer has it: it has matches the answer does not show, not whether the
+    last of several searches stopped at its limit (which depends on how many hits the guard left out). When the
+    searches ran out (time, or the most a search is run again for), a search that stopped early says so."""
+    left: set[str] = set()
+    for index, hit in enumerate(found.hits):
+        if index not in answer and (guarded is None or guarded.counts(index)):
+            left.add(hit.repository)
+    return [
+        repo.model_copy(update={"truncated": repo.repository in left or (exhausted and repo.truncated)})
+        for repo in found.searched
+    ]
+
+
 async def search_code(
     call: ToolCall,
     query: str,
@@ -140,32 +154,33 @@ async def search_code(
     _query(query, regex, case_sensitive, path_glob, limit)  # refused before anything is asked of policy
     targets, skipped = await _targets(call, owner, repo, ref)
     deadline = monotonic() + settings.search_timeout_seconds
-    fetch = limit
+    # One more than asked for, to know whether there are more; more again when the guard left hits out (below).
+    fetch, most = limit + 1, limit * GUARD_FETCH_FACTOR
     while True:
         spec = _query(query, regex, case_sensitive, path_glob, fetch)
         found = await _search(call, targets, spec, deadline)
         for key in ("redactions", "redactions_total"):  # the audit record tells of the last search's hits
             call.metadata.pop(key, None)
-        ordered = found.hits[: found.in_order]
-        guarded = await guard_search_hits(call, ordered, dict(targets), spec) if guard_enabled(call) else None
+        guarded = None
+        if guard_enabled(call):
+            engines = {s.repository: s.engine for s in found.searched}
+            guarded = await guard_search_hits(call, found.hits, dict(targets), spec, engines)
         entries = [i for i in range(found.in_order) if guarded is None or guarded.counts(i)]
-        # Hits the guard leaves out must not take places among the first `limit` (which hits come back, and
-        # `truncated`, would then tell whether a guess at a masked value was right): search again for more.
-        left_out = len(entries) < found.in_order
-        if len(entries) > limit or not found.stopped_early or not left_out or fetch >= limit * GUARD_FETCH_FACTOR:
+        # Hits the guard leaves out must not take places among the first `limit`: which hits come back, and
+        # `truncated`, would then tell whether a guess at a masked value was right. Search again for more, until
+        # the answer is that of the masked text (more than `limit` matches, or all of them).
+        if len(entries) > limit or not found.stopped_early or fetch >= most or monotonic() >= deadline:
             break
-        if monotonic() >= deadline:
-            break
-        fetch = min(fetch * 4, limit * GUARD_FETCH_FACTOR)
+        fetch = min(fetch * 4, most)
     answer = entries[:limit]
     truncated = len(entries) > limit or found.stopped_early
-    hits = [
-        guarded.shown[i] if guarded is not None else found.hits[i]
-        for i in answer
-        if guarded is None or i in guarded.shown
-    ]
-    withheld = sum(1 for i in answer if guarded is not None and i in guarded.withheld)
-    searched, skipped = found.searched, [*skipped, *found.skipped]
+    if guarded is None:
+        hits, withheld = [found.hits[i] for i in answer], 0
+    else:
+        hits = [guarded.shown[i] for i in answer if i in guarded.shown]
+        withheld = sum(1 for i in answer if i in guarded.withheld)
+    searched = _told(found, guarded, set(answer), exhausted=len(entries) <= limit and found.stopped_early)
+    skipped = [*skipped, *found.skipped]
     call.metadata.update({"query_length": len(query), "regex": regex, "repositories": len(searched), "hits": len(hits)})
     if withheld:
         call.metadata["withheld_by_redaction"] = withheld

@@ -115,7 +115,11 @@ class GuardedHits:
 
 
 async def guard_search_hits(
-    call: ToolCall, hits: list[SearchHitOut], targets: Mapping[str, AuthorizedRef], query: SearchQuery
+    call: ToolCall,
+    hits: list[SearchHitOut],
+    targets: Mapping[str, AuthorizedRef],
+    query: SearchQuery,
+    engines: Mapping[str, str],
 ) -> GuardedHits:
     """Hits with credentials masked, minus hits from files that strict redaction withholds (counted), minus hits
     the query does not find outside a credential (not counted)."""
@@ -132,6 +136,7 @@ async def guard_search_hits(
     budget = _EXTRA_VIEW_BYTES
     for (repo, path), indexes in by_file.items():
         target = targets[repo]
+        rematchable = not query.regex or engines.get(repo) == "ripgrep"  # the re-match runs ripgrep
         strict = redaction_mode(call, repo, target, Operation.SEARCH, path) == "strict"
         view = None
         if strict or budget > 0 or any(needs_file(hits[index].line) for index in indexes):
@@ -143,7 +148,7 @@ async def guard_search_hits(
             if view is None or view.spans:
                 withheld.update(indexes)
                 if view is not None:
-                    _withheld_lines(view, hits, indexes, masked, counted)
+                    _withheld_lines(view, hits, indexes, rematchable, masked, counted)
                 found = view.findings() if view is not None else []
                 note(
                     call,
@@ -161,7 +166,7 @@ async def guard_search_hits(
                 continue
             assert view is not None
             lines[index], spans = shown
-            _to_rematch(index, *view.line(hits[index].line_number), masked, gone)
+            _to_rematch(index, view, hits[index].line_number, rematchable, masked, gone)
             note(
                 call,
                 (
@@ -190,15 +195,21 @@ async def guard_search_hits(
     return GuardedHits(shown, frozenset(counted))
 
 
-def _to_rematch(index: int, full: str, spans: list[SecretSpan], masked: dict[int, MaskedLine], gone: set[int]) -> bool:
+def _to_rematch(
+    index: int, view: LineView, number: int, rematchable: bool, masked: dict[int, MaskedLine], gone: set[int]
+) -> bool:
     """True when the hit's whole line holds a credential: then it is noted for the re-match, or left out (`gone`)
-    when the line is too long to re-match."""
+    when the re-match could not answer as the search engine would: a line too long, a line whose bytes were not
+    UTF-8 (the engine saw bytes, the guard sees U+FFFD), or a regex that another engine found (`rematchable`
+    false: git grep's PCRE, in the C locale, and ripgrep differ on `\\<`, Unicode classes, case folding)."""
+    _, spans = view.line(number)
     if not spans:
         return False
-    if len(full) > REMATCH_LINE_CHARS:
+    raw = view.raw_line(number)  # a trailing \r kept: `"$` must not match where the file has `"\r`
+    if not rematchable or len(raw) > REMATCH_LINE_CHARS or "\ufffd" in raw:
         gone.add(index)
     else:
-        masked[index] = masked_line(full, spans)
+        masked[index] = masked_line(raw, spans)
     return True
 
 
@@ -206,6 +217,7 @@ def _withheld_lines(
     view: LineView,
     hits: Sequence[SearchHitOut],
     indexes: Sequence[int],
+    rematchable: bool,
     masked: dict[int, MaskedLine],
     counted: set[int],
 ) -> None:
@@ -215,5 +227,5 @@ def _withheld_lines(
         number = hits[index].line_number
         if number > view.line_count:
             continue
-        if not _to_rematch(index, *view.line(number), masked, set()):
+        if not _to_rematch(index, view, number, rematchable, masked, set()):
             counted.add(index)
