@@ -445,6 +445,22 @@ async def test_analyze_older_commit(backend: MirrorBackend, mirrored: Mirrored) 
     assert datetime.now(UTC) - mirrored.sample.dates["c1"] > timedelta(days=90)
 
 
+async def test_a_history_too_long_to_read_whole_is_summarized_from_its_newest_commits_and_says_so(
+    backend: MirrorBackend, mirrored: Mirrored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git log` output is capped (MAX_LOG_OUTPUT) like every other git output: memory stays bounded on a history
+    of millions of commits, and the answer says it counts only the newest."""
+    full = await backend.analyze(REPO, mirrored.commits["c5"])
+    assert full.history_complete
+    monkeypatch.setattr(analysis, "MAX_LOG_OUTPUT", 60)  # two records of about 30 bytes, the last one cut
+    backend.handle(REPO).analyses.clear()
+    cut = await backend.analyze(REPO, mirrored.commits["c5"])
+    assert not cut.history_complete
+    assert 0 < cut.commit_count < full.commit_count
+    assert cut.last_commit_at == full.last_commit_at
+    assert all(c.name in {ALICE[0], BOB[0], CAROL[0]} for c in cut.contributors)  # no name cut in two
+
+
 async def test_mirror_removed_while_serving(mirrored: Mirrored, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A backend whose mirror disappears answers Unavailable, not a crash."""
     data_dir = tmp_path_factory.mktemp("copy")

@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bastion.repos.gitcmd import run_git
@@ -25,6 +26,8 @@ ACTIVITY_TTL_SECONDS = 3600.0
 TOP_CONTRIBUTORS = 10
 LARGEST_FILES = 10
 WEEKS = 12
+# `git log` output read for contributors and activity (about 30 bytes a commit: some two million commits)
+MAX_LOG_OUTPUT = 64 * 1024 * 1024
 
 
 _FilesSummary = tuple[int, int, dict[str, int], dict[str, int], tuple[TreeEntry, ...]]
@@ -90,8 +93,14 @@ def _parse_history(data: bytes) -> list[tuple[int, str]]:
     return history
 
 
-def _summarize_output(sha: str, entries: tuple[TreeEntry, ...], log_output: bytes, now: datetime) -> RepoAnalysis:
-    return summarize(sha, entries, _parse_history(log_output), now)
+def _summarize_output(
+    sha: str, entries: tuple[TreeEntry, ...], log_output: bytes, complete: bool, now: datetime
+) -> RepoAnalysis:
+    history = _parse_history(log_output)
+    if complete:
+        return summarize(sha, entries, history, now)
+    # Cut by MAX_LOG_OUTPUT: the last record may be cut inside the author's name.
+    return replace(summarize(sha, entries, history[:-1], now), history_complete=False)
 
 
 async def analyze(handle: MirrorHandle, sha: str) -> RepoAnalysis:
@@ -101,10 +110,16 @@ async def analyze(handle: MirrorHandle, sha: str) -> RepoAnalysis:
     tree_oid, _ = await handle.reader.commit(sha)
     entries, log_run = await asyncio.gather(
         tree_entries(handle, tree_oid, True),
-        run_git(handle.git_dir, ["log", "--format=%at%x09%an", "-z", sha, "--"], time_limit=handle.timeout),
+        run_git(
+            handle.git_dir,
+            ["log", "--format=%at%x09%an", "-z", sha, "--"],
+            time_limit=handle.timeout,
+            max_output=MAX_LOG_OUTPUT,
+        ),
     )
     # A pass over every file and commit (about 5 µs each): in a worker thread, so a repository with hundreds of
     # thousands of files does not stall every other caller.
-    analysis = await asyncio.to_thread(_summarize_output, sha, entries, log_run.stdout, datetime.now(UTC))
+    complete = not log_run.truncated
+    analysis = await asyncio.to_thread(_summarize_output, sha, entries, log_run.stdout, complete, datetime.now(UTC))
     handle.analyses.put(sha, (time.monotonic(), analysis))
     return analysis

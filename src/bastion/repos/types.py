@@ -194,3 +194,4 @@ class RepoAnalysis:
     commits_last_30_days: int
     commits_last_90_days: int
     weekly_commits: tuple[int, ...] = field(default=())  # last 12 weeks, oldest first
+    history_complete: bool = True  # False: the history was too long to read whole; counts cover the newest commits

@@ -36,6 +36,7 @@ async def analyze_repository(call: ToolCall, owner: str, repo: str, ref: str | N
         commits_last_30_days=facts.commits_last_30_days,
         commits_last_90_days=facts.commits_last_90_days,
         weekly_commits=list(facts.weekly_commits),
+        history_complete=facts.history_complete,
     )
     langs = ", ".join(f"{lang} {share}%" for lang, share in list(out.language_share.items())[:6])
     people = ", ".join(f"{c.name} ({c.commits})" for c in out.contributors[:5])
@@ -43,7 +44,8 @@ async def analyze_repository(call: ToolCall, owner: str, repo: str, ref: str | N
         [
             f"{name} @ {target.label} ({target.sha[:12]})",
             f"{out.file_count} files, {out.total_bytes} bytes; languages: {langs or '-'}",
-            f"{out.commit_count} commits, last {out.last_commit_at or '-'}; "
+            f"{out.commit_count}{'' if out.history_complete else '+ (the newest; too long to read whole)'} commits, "
+            f"last {out.last_commit_at or '-'}; "
             f"{out.commits_last_30_days} in the last 30 days, {out.commits_last_90_days} in 90",
             f"top contributors: {people or '-'}",
             "largest files: " + ", ".join(f"{e.path} ({e.size})" for e in out.largest_files[:5]),

@@ -231,3 +231,8 @@ class AnalysisOut(BaseModel):
     commits_last_30_days: int
     commits_last_90_days: int
     weekly_commits: list[int] = Field(description="Commits per week for the last 12 weeks, oldest first.")
+    history_complete: bool = Field(
+        default=True,
+        description="False when the history was too long to read whole: commit counts, contributors and the first "
+        "commit cover the newest commits only.",
+    )
