@@ -139,6 +139,32 @@ def test_deleting_the_last_records_is_caught_by_the_spools_head(store: Store) ->
     )
 
 
+def test_deleting_every_record_of_an_instance_is_caught_by_the_spools_head(store: Store) -> None:
+    """Nothing of the instance is left in the sink to check: only the spool can say it was there (found by a
+    probe: a whole worker's trail deleted, or the sink emptied, verified OK)."""
+    last = store.sealed[-1]
+    store.execute("DELETE FROM audit_events", {})
+    head = SpoolHead(Path("slot-1.db"), INSTANCE, 10, last.hash, {store.name: 10})
+    report = store.verify(heads=[head])
+    assert _problems(report) == [("deleted", 1)]
+    assert report.problems[0].detail == (
+        "seq 1-10 missing: the sink holds no record of this instance, and the spool slot-1.db says it stored up to "
+        "seq 10"
+    )
+    assert store.verify(heads=[SpoolHead(Path("slot-1.db"), INSTANCE, 10, last.hash, {})]).ok  # never delivered
+
+
+def test_editing_a_column_searches_filter_on_is_reported(store: Store) -> None:
+    """The sealed line intact, only the copy `audit search` filters on changed: the record vanished from searches
+    for its subject and showed under another, and verify said OK (found by a probe)."""
+    store.execute("UPDATE audit_events SET subject = :subject WHERE seq = 6", {"subject": "bob"})
+    report = store.verify()
+    assert _problems(report) == [("modified", 6)]
+    assert report.problems[0].detail == (
+        "its subject column says 'bob', its sealed line 'user6': searches would not find it where it belongs"
+    )
+
+
 def test_an_inserted_record_is_reported(store: Store) -> None:
     document = json.loads(store.line(6))
     document.pop("hash")
@@ -168,11 +194,29 @@ def test_an_inserted_record_without_chain_fields_is_reported(store: Store) -> No
     assert "has no chain fields" in report.problems[0].detail
 
 
+_NAMES = ("event", "event_id", "time", "subject", "repo", "decision", "tool", "outcome", "instance_id", "seq")
+_SELECT_ROW = (
+    "SELECT event, event_id, time, subject, repo, decision, tool, outcome, instance_id, seq FROM audit_events "
+    "WHERE seq = :seq"
+)
+_UPDATE_ROW = (
+    "UPDATE audit_events SET event = :event, event_id = :event_id, time = :time, subject = :subject, repo = :repo, "
+    "decision = :decision, tool = :tool, outcome = :outcome, instance_id = :instance_id, seq = :seq WHERE id = :id"
+)
+
+
+def _swap_rows(store: Store, first: int, second: int) -> None:
+    """Exchange everything two rows hold but their storage position (what an attacker reordering rows does)."""
+    rows = {seq: dict(zip(_NAMES, store.execute(_SELECT_ROW, {"seq": seq})[0], strict=True)) for seq in (first, second)}
+    ids = {seq: store.execute("SELECT id FROM audit_events WHERE seq = :seq", {"seq": seq})[0][0] for seq in rows}
+    store.execute("UPDATE audit_events SET event_id = :tmp WHERE id = :id", {"tmp": "swap", "id": ids[first]})
+    store.execute(_UPDATE_ROW, {**rows[first], "id": ids[second]})
+    store.execute(_UPDATE_ROW, {**rows[second], "id": ids[first]})
+
+
 def test_reordered_records_are_reported(store: Store) -> None:
-    seven, eight = store.line(7), store.line(8)
     # Swap the stored contents of two rows: each row is intact, but seq 8 is now stored before seq 7.
-    store.execute("UPDATE audit_events SET event = :event, seq = 0 WHERE seq = 7", {"event": eight})
-    store.execute("UPDATE audit_events SET event = :event, seq = 7 WHERE seq = 8", {"event": seven})
+    _swap_rows(store, 7, 8)
     report = store.verify()
     assert _problems(report) == [("reordered", 7)]
     assert report.problems[0].detail == "stored after seq 8"
@@ -212,8 +256,8 @@ def test_with_the_key_a_record_resealed_with_plain_sha256_is_a_downgrade(tmp_pat
         lines = {seq: line for seq, line in connection.execute("SELECT seq, event FROM audit_events")}
         three = _resealed_without_the_key(lines[3], json.loads(lines[2])["hash"], subject="forged")
         four = _resealed_without_the_key(lines[4], json.loads(three)["hash"], subject="forged")
-        for seq, forged in ((3, three), (4, four)):
-            connection.execute("UPDATE audit_events SET event = ? WHERE seq = ?", (forged, seq))
+        for seq, forged in ((3, three), (4, four)):  # the line and the column searches filter on
+            connection.execute("UPDATE audit_events SET event = ?, subject = ? WHERE seq = ?", (forged, "forged", seq))
         # Without the key nothing is wrong but the keyed records it cannot check: the forged tail links up.
         assert [problem.kind for problem in verify_lines("sqlite", sink.scan()).problems] == ["unverifiable"]
         for named in ((), (INSTANCE,)):  # a downgrade after a keyed record is never explained by an upgrade

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
+from bastion.audit.sink import INDEXED_COLUMNS, AuditQuery, SealedEvent, StoredLine
 
 __all__ = ["PostgresAuditSink", "audit_events"]
 
@@ -130,7 +130,8 @@ class PostgresAuditSink:
         table = audit_events
         last_id = 0
         while True:
-            statement = sa.select(table.c.id, table.c.event).where(table.c.id > last_id)
+            indexed = [table.c[name] for name in INDEXED_COLUMNS]
+            statement = sa.select(table.c.id, table.c.event, *indexed).where(table.c.id > last_id)
             if since is not None:
                 statement = statement.where(table.c.time >= since)
             statement = statement.order_by(table.c.id).limit(SCAN_PAGE)
@@ -139,7 +140,7 @@ class PostgresAuditSink:
             if not rows:
                 return
             for row in rows:
-                yield StoredLine(int(row.id), row.event)
+                yield StoredLine(int(row.id), row.event, tuple(zip(INDEXED_COLUMNS, row[2:], strict=True)))
             last_id = int(rows[-1].id)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from bastion.audit.event import AuditEvent
 
-__all__ = ["AuditQuery", "AuditSink", "QueryableSink", "SealedEvent", "StoredLine", "SyncableSink"]
+__all__ = ["INDEXED_COLUMNS", "AuditQuery", "AuditSink", "QueryableSink", "SealedEvent", "StoredLine", "SyncableSink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +30,19 @@ class SealedEvent:
     line: str  # canonical JSON of the whole event, `hash` included (bastion.audit.chain)
 
 
+# Columns a SQL sink copies from each event for `audit search` to filter on; verify compares them with the line.
+INDEXED_COLUMNS = ("event_id", "time", "subject", "repo", "decision", "tool", "outcome", "instance_id", "seq")
+
+
 @dataclass(frozen=True, slots=True)
 class StoredLine:
     """A line as a sink holds it, with its storage position (what `verify` checks the order of)."""
 
     position: int
     line: str
+    # The sink's own copies of the line's fields, which its queries filter on (`bastion audit search`): verify
+    # checks them against the sealed line, or an edit of a column alone would hide a record from searches.
+    columns: tuple[tuple[str, object], ...] = ()
 
 
 class AuditSink(Protocol):

@@ -28,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
+from bastion.audit.sink import INDEXED_COLUMNS, AuditQuery, SealedEvent, StoredLine
 from bastion.errors import ConfigError
 from bastion.store.db import ensure_private_file
 
 __all__ = ["SqliteAuditSink", "format_time"]
 
 SCHEMA_VERSION = 2
+_SCAN = (  # the line and its INDEXED_COLUMNS, in that order
+    "SELECT id, event, event_id, time, subject, repo, decision, tool, outcome, instance_id, seq "
+    "FROM audit_events WHERE id > ?"
+)
 BUSY_TIMEOUT_MS = 5_000
 WRITER_CACHE_KIB = 32 << 10
 
@@ -234,18 +238,15 @@ class SqliteAuditSink:
             last_id = 0
             while True:  # pages, so a huge log is never held in memory at once
                 if since is None:
-                    rows = reader.execute(
-                        "SELECT id, event FROM audit_events WHERE id > ? ORDER BY id LIMIT 5000", (last_id,)
-                    ).fetchall()
+                    rows = reader.execute(_SCAN + " ORDER BY id LIMIT 5000", (last_id,)).fetchall()
                 else:
                     rows = reader.execute(
-                        "SELECT id, event FROM audit_events WHERE id > ? AND time >= ? ORDER BY id LIMIT 5000",
-                        (last_id, format_time(since)),
+                        _SCAN + " AND time >= ? ORDER BY id LIMIT 5000", (last_id, format_time(since))
                     ).fetchall()
                 if not rows:
                     return
-                for row_id, line in rows:
-                    yield StoredLine(row_id, line)
+                for row in rows:
+                    yield StoredLine(row[0], row[1], tuple(zip(INDEXED_COLUMNS, row[2:], strict=True)))
                 last_id = rows[-1][0]
         finally:
             reader.close()

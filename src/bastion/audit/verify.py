@@ -26,6 +26,7 @@ import hmac
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from bastion.audit.chain import HMAC_SHA256, SHA256, document_hash
@@ -97,6 +98,7 @@ class _Record:
     prev_hash: str | None
     hash_ok: bool | None  # None: cannot be checked (HMAC without the key)
     keyed: bool = False  # sealed with the HMAC key (as opposed to plain SHA-256)
+    column_problem: Problem | None = None  # reported unless the record has a problem of its own already
 
 
 def _span(first: int, last: int) -> str:
@@ -142,9 +144,37 @@ def _parse(stored: StoredLine, key: bytes | None, report: VerifyReport) -> tuple
         return None
     prev = document.get("prev_hash")
     record = _Record(stored.position, stored.line, seq, digest, prev if isinstance(prev, str) else None, None)
+    record.column_problem = _check_columns(stored, document, instance_id, seq)
     record.hash_ok = _check_hash(document, digest, key)
     record.keyed = digest.partition(":")[0] == HMAC_SHA256
     return instance_id, record
+
+
+def _moment(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value
+
+
+def _check_columns(stored: StoredLine, document: dict[str, Any], instance_id: str, seq: int) -> Problem | None:
+    """The sink's copies of the line's fields (what `audit search` filters on) must say what the sealed line says:
+    an edit of a column alone would hide a record from searches, or show it under another subject."""
+    for name, value in stored.columns:
+        sealed = document.get(name)
+        if (_moment(value) == _moment(sealed)) if name == "time" else (value == sealed):
+            continue
+        return Problem(
+            "modified",
+            f"its {name} column says {str(value)[:80]!r}, its sealed line {str(sealed)[:80]!r}: searches would "
+            "not find it where it belongs",
+            instance_id,
+            seq,
+            stored.position,
+        )
+    return None
 
 
 def _choose(candidates: list[_Record], expected_prev: str | None) -> _Record:
@@ -317,5 +347,24 @@ def verify_lines(
     for instance_id, records in sorted(instances.items()):
         head = heads_by_instance.get(instance_id)
         _check_instance(instance_id, records, head, sink, report, key is not None, instance_id in plain_instances)
+    reported = {(problem.instance_id, problem.seq) for problem in report.problems}
+    for instance_id, records in instances.items():
+        report.problems.extend(
+            record.column_problem
+            for record in records
+            if record.column_problem is not None and (instance_id, record.seq) not in reported
+        )
+    for head in heads:  # an instance whose every record is gone leaves nothing in the sink to check
+        delivered = head.cursors.get(sink) or 0
+        if head.instance_id not in instances and delivered > 0:
+            report.problems.append(
+                Problem(
+                    "deleted",
+                    f"{_span(1, delivered)} missing: the sink holds no record of this instance, and the spool "
+                    f"{head.path.name} says it stored up to seq {delivered}",
+                    head.instance_id,
+                    1,
+                )
+            )
     report.problems.sort(key=lambda p: (p.instance_id or "", p.seq if p.seq is not None else -1, p.position or 0))
     return report
