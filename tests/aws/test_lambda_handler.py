@@ -246,6 +246,23 @@ def test_health_needs_no_credential(environment: LambdaHandler) -> None:
     assert response_json(response)["status"] == "ok"
 
 
+def test_an_event_api_gateway_would_not_send_is_a_400_with_a_reason(environment: LambdaHandler) -> None:
+    """A null header value, a body that is not base64, a missing requestContext, an unknown source: each raised
+    out of the handler, which Lambda answers with a bare 502 (found by a probe)."""
+    good = event("http", b"", {"Host": HOST}, path="/health", method="GET")
+    broken = [
+        {**good, "headers": {**good["headers"], "x-odd": None}},
+        {**good, "body": "%%% not base64 %%%", "isBase64Encoded": True},
+        {**good, "requestContext": None},
+        {"unexpected": "shape"},
+    ]
+    for invocation in broken:
+        response = environment(invocation, None)
+        assert response["statusCode"] == 400, invocation
+        assert response_json(response)["error"] == "invalid_event"
+    assert environment(good, None)["statusCode"] == 200  # and the environment keeps serving
+
+
 # -- 401 and 403 ------------------------------------------------------------------------------------------------
 
 

@@ -160,6 +160,28 @@ def test_broken_edit_keeps_the_last_good_policy_and_logs_once(
     assert not fixed.decide(ALICE_READS_API).allowed
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ("    max_file_size: .inf\n", "a size must be a finite number of bytes, got inf"),
+        ("    max_file_size: .nan\n", "a size must be a finite number of bytes, got nan"),
+        ("  - " + "[" * 3000 + "\n", "the YAML is nested deeper than Python can read"),
+    ],
+    ids=["infinity", "nan", "deep"],
+)
+def test_edits_that_broke_the_parser_keep_the_last_good_policy(policy_path: Path, edit: str, reason: str) -> None:
+    """`.inf` raised OverflowError and 3,000 nested `[` RecursionError, neither of them a ConfigError: every tool
+    call then failed with an internal error, re-reading the file each time (found by a probe)."""
+    policy_file = PolicyFile(policy_path, check_interval=0)
+    good = policy_file.current()
+    write(policy_path, policy_text("acme/api") + edit)
+    assert policy_file.current() is good
+    assert reason in (policy_file.last_error or "")
+    with pytest.raises(ConfigError) as refused:  # and what lint and `policy check --file` read: a problem, no crash
+        load_policy(policy_path)
+    assert reason in refused.value.message
+
+
 def test_atomic_replace_by_rename_is_picked_up(policy_path: Path) -> None:
     policy_file = PolicyFile(policy_path, check_interval=0)
     assert policy_file.current().decide(ALICE_READS_API).allowed

@@ -20,7 +20,9 @@ client), the source IP into `scope[SOURCE_IP_KEY]` and the authorizer's claims i
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -136,7 +138,17 @@ class LambdaHandler:
         self.mangum = Mangum(self.adapter, lifespan="on")
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return self.mangum(event, context)
+        try:
+            return self.mangum(event, context)
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as exc:
+            # An event API Gateway would not send (a null header value, a body that is not base64, no
+            # requestContext, an unknown event source): a 400 with a reason rather than Lambda's bare 502.
+            logger.warning(
+                "refused an invocation event that is not a usable HTTP request: %s: %s", type(exc).__name__, exc
+            )
+            return _invalid_event(
+                f"the invocation event is not a usable API Gateway HTTP request ({type(exc).__name__})"
+            )
 
     def close(self) -> None:
         """What the end of the environment would do; tests call it (Lambda just stops the process)."""
@@ -144,6 +156,11 @@ class LambdaHandler:
         self.loop.close()
         with contextlib.suppress(RuntimeError):
             asyncio.set_event_loop(None)
+
+
+def _invalid_event(reason: str) -> dict[str, Any]:
+    body = json.dumps({"error": "invalid_event", "error_description": reason})
+    return {"statusCode": 400, "headers": {"content-type": "application/json"}, "body": body, "isBase64Encoded": False}
 
 
 _environment: LambdaHandler | None = None

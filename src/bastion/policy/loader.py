@@ -123,6 +123,10 @@ class PolicyFile:
         except OSError as exc:  # the file vanished between stat() and read()
             self._fail(before, f"policy file {self.path} cannot be read ({exc.strerror or exc})")
             return
+        except Exception as exc:  # a parser bug must not take the service down either: keep the last good policy
+            log.exception("policy file %s could not be parsed", self.path)
+            self._fail(before, f"policy file {self.path} could not be parsed ({type(exc).__name__}: {exc})")
+            return
         self._policy, self._signature, self._failed_signature = policy, before, None
         self.loaded_at, self.last_error = time.time(), None
         log.info("policy reloaded from %s (%d rules)", self.path, len(policy.rules))

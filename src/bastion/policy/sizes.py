@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["format_size", "format_size_pair", "parse_size"]
@@ -27,6 +28,8 @@ def parse_size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):  # YAML `yes` is a bool, and bool is an int
         size = value
     elif isinstance(value, float):
+        if not math.isfinite(value):  # YAML's .inf and .nan
+            raise ValueError(f"a size must be a finite number of bytes, got {value!r}")
         size = int(value)
     elif isinstance(value, str):
         match = _SIZE.fullmatch(value.strip())

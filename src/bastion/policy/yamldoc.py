@@ -74,6 +74,9 @@ class NodeReader:
         except yaml.YAMLError as exc:
             self.problem(f"not valid YAML: {exc}", None)
             return None
+        except RecursionError:  # the composer recurses per level: `rules:` and 3,000 nested `[` got this far
+            self.problem("not a policy: the YAML is nested deeper than Python can read", None)
+            return None
         if node is None:
             self.problem("the policy file is empty: start from examples/policy.yaml", None)
         return node
