@@ -193,3 +193,25 @@ def test_no_rules_is_a_warning() -> None:
     assert lint_policy("version: 1\nrules: []\n") == [
         Finding("warning", "the policy has no rules: every request is denied", 2)
     ]
+
+
+def test_patterns_that_can_match_no_name_the_server_accepts() -> None:
+    """A deny on `acme/secrets.git` protected nothing: the server refuses that name before policy is asked, and
+    `acme/secrets` is another name (found by a probe). Such patterns are warned about; wildcards are not."""
+    findings = lint(
+        """\
+        - name: deny-secrets
+          effect: deny
+          repositories: [acme/secrets.git, "acme/has space", acme/*, "**"]
+          subjects: {users: ["*"]}
+          operations: ["*"]
+        - name: refs
+          repositories: [acme/api]
+          subjects: {users: [alice]}
+          operations: [read]
+          refs: [main~1, "refs/heads/HEAD^", x.lock, main, "release/**", "v*", "v?.?"]
+        """
+    )
+    flagged = [f.message.split("'")[3] for f in findings if "can match no" in f.message]
+    assert flagged == ["acme/secrets.git", "acme/has space", "main~1", "refs/heads/HEAD^", "x.lock"]
+    assert all(f.level == "warning" for f in findings if "can match no" in f.message)

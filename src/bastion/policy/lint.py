@@ -6,16 +6,17 @@ no known repository. An error means the server would not load the file; a warnin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, InvalidInput
 from bastion.policy.globs import RepoGlob, has_wildcards, segment_regex
 from bastion.policy.loader import read_policy_text
 from bastion.policy.model import Rule, Subjects
 from bastion.policy.parser import ParsedPolicy, parse_document
+from bastion.repos.names import validate_ref, validate_repo_name
 
 __all__ = ["Finding", "lint_policy"]
 
@@ -47,6 +48,7 @@ def lint_policy(
     findings += _file_warnings(parsed)
     for index, rule in enumerate(parsed.rules):
         findings += _rule_warnings(rule, parsed.rules[:index], parsed.rules, parsed.defaults.max_file_size)
+        findings += _impossible_name_warnings(rule)
         if known_repos is not None:
             findings += _unknown_repo_warnings(rule, known_repos)
     return sorted(findings, key=lambda finding: finding.line or 0)
@@ -112,6 +114,46 @@ def _rule_warnings(
                 rule.line,
             )
         )
+    return findings
+
+
+def _a_name_like(pattern: str) -> str:
+    """A name `pattern` matches if any name does: its wildcards filled with plain characters."""
+    return pattern.replace("**", "x/x").replace("*", "x").replace("?", "x")
+
+
+def _refused(check: Callable[[str], str], name: str) -> bool:
+    try:
+        check(name)
+    except InvalidInput:
+        return True
+    return False
+
+
+def _impossible_name_warnings(rule: Rule) -> list[Finding]:
+    """Patterns whose every match is a name the tool layer refuses before policy is asked (`acme/secrets.git`,
+    `main~1`): such a rule never decides anything, which for a deny rule means it protects nothing."""
+    findings = [
+        Finding(
+            "warning",
+            f"rule '{rule.name}': repository glob '{glob.pattern}' can match no repository name the server accepts "
+            "(owner/repo of ASCII letters, digits, '.', '_', '-', not ending in .git), so this rule never applies "
+            "to it",
+            rule.key_lines.get("repositories", rule.line),
+        )
+        for glob in rule.repositories.globs
+        if _refused(validate_repo_name, _a_name_like(glob.pattern))
+    ]
+    findings += [
+        Finding(
+            "warning",
+            f"rule '{rule.name}': ref pattern '{pattern}' can match no ref name the server accepts (git's ref name "
+            "rules: no '~', '^', ':', '..', '@{', '.lock', spaces), so this rule never applies to it",
+            rule.key_lines.get("refs", rule.line),
+        )
+        for pattern in rule.ref_patterns
+        if _refused(validate_ref, _a_name_like(pattern))
+    ]
     return findings
 
 
