@@ -4,7 +4,8 @@ tool-layer tests. Read-only: tests that need another repository build their own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,14 @@ import pytest
 from tests.support.gitrepo import SampleRepository, build_sample_repository
 
 from bastion.config import Settings
+from bastion.policy.loader import PolicyFile
+from bastion.principal import Principal
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.registry import Registry
 from bastion.repos.sync import add_repository
+from bastion.services import Services
+from bastion.tools.access import Access
+from bastion.tools.call import ToolCall
 
 REPO = "acme/widgets"
 
@@ -49,3 +55,12 @@ def write_policy(directory: Path, text: str) -> Path:
     path = directory / "policy.yaml"
     path.write_text(text)
     return path
+
+
+@contextlib.asynccontextmanager
+async def alice_calling(settings: Settings, policy: Path, tool: str) -> AsyncGenerator[ToolCall]:
+    """A ToolCall of `tool` by alice, on a real mirror backend and policy file (events are not kept)."""
+    async with MirrorBackend(settings) as backend:
+        access = Access(PolicyFile(policy), backend)
+        services = Services(settings=settings, backend=backend, access=access, record=lambda event: None)
+        yield ToolCall(services, Principal("alice"), tool)

@@ -11,18 +11,12 @@ from typing import Any
 
 import pytest
 from tests.support.gitrepo import WorkRepo, make_bare_remote
-from tests.tools.conftest import write_policy
+from tests.tools.conftest import alice_calling, write_policy
 
-from bastion.audit.event import AuditEvent
 from bastion.config import Settings
 from bastion.errors import AccessDenied
-from bastion.policy.loader import PolicyFile
 from bastion.policy.sizes import format_size_pair
-from bastion.principal import Principal
-from bastion.repos.mirror import MirrorBackend
 from bastion.repos.sync import add_repository
-from bastion.services import Services
-from bastion.tools.access import Access
 from bastion.tools.call import ToolCall
 from bastion.tools.files import get_file_contents
 from bastion.tools.history import compare_refs, get_commit
@@ -83,11 +77,8 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
 
 @pytest.fixture
 async def call(ledger: Ledger) -> AsyncIterator[ToolCall]:
-    events: list[AuditEvent] = []
-    async with MirrorBackend(ledger.settings) as backend:
-        access = Access(PolicyFile(ledger.policy), backend)
-        services = Services(settings=ledger.settings, backend=backend, access=access, record=events.append)
-        yield ToolCall(services, Principal("alice"), "get_commit")
+    async with alice_calling(ledger.settings, ledger.policy, "get_commit") as call:
+        yield call
 
 
 def _files(answer: Any) -> dict[str, dict[str, Any]]:

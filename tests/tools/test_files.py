@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 from tests.support.gitrepo import ALICE, git, make_bare_remote
-from tests.tools.conftest import Widgets, write_policy
+from tests.tools.conftest import Widgets, alice_calling, write_policy
 
-from bastion.audit.event import AuditEvent
 from bastion.config import Settings
 from bastion.policy.loader import PolicyFile
 from bastion.policy.types import Operation
@@ -90,11 +89,8 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Crowded:
 
 @pytest.fixture
 async def call(crowded: Crowded) -> AsyncIterator[ToolCall]:
-    events: list[AuditEvent] = []
-    async with MirrorBackend(crowded.settings) as backend:
-        access = Access(PolicyFile(crowded.policy), backend)
-        services = Services(settings=crowded.settings, backend=backend, access=access, record=events.append)
-        yield ToolCall(services, Principal("alice"), "get_repository_tree")
+    async with alice_calling(crowded.settings, crowded.policy, "get_repository_tree") as call:
+        yield call
 
 
 def _text(result: Any) -> str:

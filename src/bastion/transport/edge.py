@@ -15,10 +15,18 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent, caller_fields
+from bastion.audit.event import AuditEvent, Decision, Outcome, caller_fields
 from bastion.principal import RequestInfo
 
-__all__ = ["AUDITED_KEY", "REQUEST_INFO_KEY", "SOURCE_IP_KEY", "EdgeMiddleware", "client_address", "send_json_error"]
+__all__ = [
+    "AUDITED_KEY",
+    "REQUEST_INFO_KEY",
+    "SOURCE_IP_KEY",
+    "EdgeMiddleware",
+    "client_address",
+    "layer_refusal",
+    "send_json_error",
+]
 
 REQUEST_INFO_KEY = "bastion.request"
 # Set in the ASGI scope once a request has its audit event, so an outer layer does not record a second one.
@@ -75,6 +83,27 @@ async def send_json_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def layer_refusal(
+    scope: Scope,
+    info: RequestInfo | None,
+    layer: str,
+    decision: Decision,
+    reason: str,
+    outcome: Outcome,
+    started: float,
+) -> AuditEvent:
+    """The audit event of a request an outer layer refused before its caller was known."""
+    return AuditEvent(
+        **caller_fields(None, info),
+        tool=(header(scope, b"mcp-name") or "")[:128] or None,  # caller-supplied: bounded
+        decision=decision,
+        reason=reason,
+        outcome=outcome,
+        duration_ms=round((perf_counter() - started) * 1000, 3),
+        metadata={"layer": layer, "method": scope.get("method"), "path": str(scope.get("path"))[:256]},
+    )
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -100,17 +129,8 @@ class EdgeMiddleware:
         description = f"request body over the {self.max_body_bytes}-byte limit"
         if self.record is not None and not scope.get(AUDITED_KEY):
             scope[AUDITED_KEY] = True
-            receipt = self.record(
-                AuditEvent(
-                    **caller_fields(None, info),
-                    tool=(header(scope, b"mcp-name") or "")[:128] or None,
-                    decision="none",
-                    reason=description,
-                    outcome="invalid_input",
-                    duration_ms=round((perf_counter() - started) * 1000, 3),
-                    metadata={"layer": "edge", "method": scope.get("method"), "path": str(scope.get("path"))[:256]},
-                )
-            )
+            event = layer_refusal(scope, info, "edge", "none", description, "invalid_input", started)
+            receipt = self.record(event)
             if receipt is not None:
                 await receipt  # in the durable audit spool before the 413 leaves
         await send_json_error(send, 413, "request_too_large", description)

@@ -17,11 +17,11 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bastion.audit.event import AuditEvent, caller_fields
+from bastion.audit.event import AuditEvent
 from bastion.errors import ConfigError
 from bastion.observability.metrics import METRICS
 from bastion.principal import RequestInfo
-from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
+from bastion.transport.edge import REQUEST_INFO_KEY, layer_refusal, send_json_error
 
 __all__ = ["OPEN_PATHS", "IpAllowlist", "IpAllowlistMiddleware", "parse_address"]
 
@@ -114,17 +114,7 @@ class IpAllowlistMiddleware:
             return
         description = f"address {(address or 'unknown')[:64]} is not in the allowed networks"
         METRICS.network_denied()
-        receipt = self.record(
-            AuditEvent(
-                **caller_fields(None, info),
-                tool=(header(scope, b"mcp-name") or "")[:128] or None,
-                decision="deny",
-                reason=description,
-                outcome="denied",
-                duration_ms=round((perf_counter() - started) * 1000, 3),
-                metadata={"layer": "network", "method": scope.get("method"), "path": scope["path"][:256]},
-            )
-        )
+        receipt = self.record(layer_refusal(scope, info, "network", "deny", description, "denied", started))
         if receipt is not None:
             await receipt  # in the durable audit spool before the 403 leaves
         await send_json_error(send, 403, "forbidden", description)
