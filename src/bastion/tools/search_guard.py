@@ -159,13 +159,13 @@ async def guard_search_hits(
                 )
             continue
         for index in indexes:
-            shown = from_file(view, hits[index]) if view is not None else None
-            if shown is None:
+            placed = from_file(view, hits[index]) if view is not None else None
+            if placed is None:
                 plain.append(index)  # scanned alone: the file was not read, or the line not found in it
                 unsure.append(needs_file(hits[index].line))
                 continue
             assert view is not None
-            lines[index], spans = shown
+            lines[index], spans = placed
             _to_rematch(index, view, hits[index].line_number, rematchable, masked, gone)
             note(
                 call,
