@@ -285,7 +285,9 @@ def build_mcp(services: Services) -> GovernedMCPServer:
         max_results: Annotated[int, Field(description="Most matching lines to return.", ge=1, le=1000)] = 50,
     ) -> Annotated[CallToolResult, SearchOut]:
         """Search file contents across the repositories you may search (or one of them), at the default branch
-        unless ref is given. Results only come from paths you may read."""
+        unless ref is given. Results only come from paths you may read. Credentials in matching lines are masked,
+        and a line is found only where the query matches it outside its credentials (searching for a token's
+        prefix finds nothing)."""
         return await governed(
             ctx,
             "search_code",
