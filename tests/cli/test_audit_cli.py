@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -259,6 +260,7 @@ def test_export_writes_the_sealed_lines_for_a_siem(data_dir: Path, tmp_path: Pat
         (4, "alice"),
     ]
     assert all(document["hash"].startswith("sha256:") for document in documents)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # subjects, addresses, paths: the operator's only
     code, out, _ = _audit(data_dir, "export")  # everything, to stdout
     assert code == 0
     assert len(out.splitlines()) == 4
@@ -279,3 +281,10 @@ def test_a_missing_jsonl_file_is_explained(tmp_path: Path) -> None:
     code, _, err = _audit(tmp_path, "search", "--sink", "jsonl")
     assert code == 1
     assert f"no audit file at {tmp_path / 'audit.jsonl'} yet" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("since", ["999999d", "99999999999999999999d"])
+def test_a_since_before_the_calendar_is_refused_not_a_traceback(data_dir: Path, since: str) -> None:
+    code, _, err = _audit(data_dir, "search", "--since", since)
+    assert code != 0
+    assert f"--since {since!r}: use a duration back from now" in " ".join(err.split())

@@ -36,8 +36,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def doctor(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]], str]:
     """Run `bastion doctor --json`; returns the exit status, the checks, and the human output of a second run."""
     runner = CliRunner()
-    as_json = runner.invoke(app, ["--data-dir", str(data_dir), "doctor", "--json", "--timeout", "3", *extra], env=env)
-    human = runner.invoke(app, ["--data-dir", str(data_dir), "doctor", "--timeout", "3", *extra], env=env)
+    # A generous per-check timeout: the two runs must agree, and on a loaded machine a local moto or Redis check
+    # took over 3 s once (the runs then disagreed). No check here waits for its timeout to fail.
+    as_json = runner.invoke(app, ["--data-dir", str(data_dir), "doctor", "--json", "--timeout", "15", *extra], env=env)
+    human = runner.invoke(app, ["--data-dir", str(data_dir), "doctor", "--timeout", "15", *extra], env=env)
     assert as_json.exit_code == human.exit_code
     checks = [json.loads(line) for line in as_json.output.splitlines() if line.startswith("{")]
     return as_json.exit_code, checks, human.output

@@ -176,3 +176,25 @@ def test_revoke_twice_and_unknown(tmp_path: Path) -> None:
     code, _, err = _keys(tmp_path, "revoke", "ffffffffffff")
     assert code == 1
     assert "no API key with id 'ffffffffffff'; `bastion keys list` shows the ids" in " ".join(err.split())
+
+
+def test_revoking_by_the_whole_key_never_prints_its_secret(tmp_path: Path) -> None:
+    """`keys revoke <the key>` answered "no API key with id 'bst_..._<secret>'" (found by a probe)."""
+    key = _create(tmp_path, "--subject", "alice")
+    key_id = str(parse_key_id(key))
+    code, out, err = _keys(tmp_path, "revoke", key)
+    assert code == 0
+    assert out.startswith(f"Revoked key {key_id} (alice) at ")
+    secret = key.split("_", 2)[2]  # bst_<id>_<secret>, the secret may hold "_" itself
+    code, out, err = _keys(tmp_path, "revoke", key[:-1] + ("A" if key[-1] != "A" else "B") + "xyz")
+    assert code == 1
+    assert "not a key id: give the 12 hexadecimal characters" in " ".join(err.split())
+    assert secret[:20] not in out + err
+
+
+@pytest.mark.parametrize("expires", ["99999999d", "99999999999999999999d"])
+def test_an_expiry_past_the_calendar_is_refused_not_a_traceback(tmp_path: Path, expires: str) -> None:
+    code, _, err = _keys(tmp_path, "create", "--subject", "zoe", "--expires", expires)
+    assert code != 0
+    assert f"--expires {expires!r}: use a duration" in " ".join(err.split())
+    assert "Traceback" not in err

@@ -19,6 +19,20 @@ def test_invalid_settings_name_the_variable_and_not_the_value(monkeypatch: pytes
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", [["keys", "list"], ["doctor"]])
+def test_a_variable_that_is_not_the_json_it_should_be_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """pydantic-settings raised its own SettingsError out of every command, doctor included (found by a probe)."""
+    monkeypatch.setenv("BASTION_SERVER__ALLOWED_HOSTS", "hunter2-host")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code in (1, 2)
+    assert "BASTION_SERVER or one of the BASTION_SERVER__* variables could not be read" in result.output
+    assert "are JSON" in result.output
+    assert "hunter2" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_doctor_reports_invalid_settings_as_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BASTION_PORT", "not-a-port")
     result = CliRunner().invoke(app, ["doctor"])

@@ -176,3 +176,11 @@ def test_a_password_in_an_unsupported_url_is_not_repeated_in_the_error() -> None
     with pytest.raises(ConfigError) as caught:
         build_rate_limiter(RateLimitSettings(storage_url="valkey://user:hunter2@cache:6379"))
     assert "hunter2" not in caught.value.message
+
+
+def test_a_malformed_redis_url_is_refused_without_its_password() -> None:
+    """The limits library's own error repeats the URL, password and all, into the log (found by a probe)."""
+    with pytest.raises(ConfigError) as caught:
+        build_rate_limiter(RateLimitSettings(storage_url="redis://:hunter2secret@127.0.0.1:notaport/0"))
+    assert "hunter2" not in caught.value.message
+    assert caught.value.message.startswith("rate_limit.storage_url: 'redis://:***@127.0.0.1:notaport/0' is not a")

@@ -189,6 +189,24 @@ async def test_missing_mirror_is_rebuilt(remote: Remote) -> None:
     assert (git_dir / "packed-refs").is_file()
 
 
+@pytest.mark.parametrize("damage", ["HEAD", "objects"])
+async def test_a_damaged_mirror_is_rebuilt(remote: Remote, damage: str) -> None:
+    """The operations guide says `repo sync NAME` rebuilds a corrupt mirror; it failed every time with "not a git
+    repository" until the directory was deleted by hand (found by a probe). The data directory here is inside no
+    other repository, and one that is must not pass for the mirror: discovery stops at the mirror's parent."""
+    await add_repository(remote.settings, remote.url)
+    git_dir = mirror_path(remote.settings.data_dir, remote.name)
+    target = git_dir / damage
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    info = await sync_repository(remote.settings, remote.name)
+    assert info.head_sha == remote.work.rev("main")
+    assert (git_dir / "HEAD").is_file()
+    assert (git_dir / "objects").is_dir()
+
+
 async def test_add_refusals(remote: Remote) -> None:
     settings = remote.settings
     credentialed = remote.url.replace("http://", "http://user:token@")

@@ -4,7 +4,9 @@ first of BASTION_AUDIT__SINKS."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -85,8 +87,11 @@ def _open(ctx: typer.Context, sink: SinkChoice | None) -> QueryableSink:
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    duration = parse_duration(text)
-    moment = datetime.now(UTC) - duration if duration is not None else parse_instant(text)
+    try:
+        duration = parse_duration(text)
+        moment = datetime.now(UTC) - duration if duration is not None else parse_instant(text)
+    except OverflowError:  # 999999d: before the year 1
+        moment = None
     if moment is None:
         raise fail(f"--since {text!r}: use a duration back from now (90m, 1h, 2d) or a time (2026-11-01T00:00Z)")
     return moment
@@ -199,16 +204,18 @@ def export(
     moment = _since(since)
     sink = _open(ctx, sink_name)
     count = 0
-    handle: TextIO = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     try:
-        for stored in sink.scan(moment):
-            handle.write(stored.line + "\n")
-            count += 1
+        with contextlib.ExitStack() as stack:
+            handle: TextIO = sys.stdout
+            if output is not None:  # subjects, addresses and paths: readable by the operator only (created 0600)
+                descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                handle = stack.enter_context(open(descriptor, "w", encoding="utf-8"))
+            for stored in sink.scan(moment):
+                handle.write(stored.line + "\n")
+                count += 1
     except BastionError as error:
         raise fail(error) from error
     finally:
-        if output is not None:
-            handle.close()
         sink.close()
     typer.echo(f"exported {count} events ({export_format.value}) from {sink.name}", err=True)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from bastion.config import Settings
@@ -15,6 +17,7 @@ __all__ = [
     "SETTINGS_ERROR_KEY",
     "console",
     "describe_settings_error",
+    "describe_settings_source_error",
     "err_console",
     "fail",
     "settings_from",
@@ -44,6 +47,17 @@ def describe_settings_error(error: ValidationError) -> str:
         path = "__".join(str(part) for part in problem["loc"]).upper()
         lines.append(f"BASTION_{path}: {problem['msg']}")
     return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def describe_settings_source_error(error: SettingsError) -> str:
+    """pydantic-settings' "error parsing value for field ..." as the variables to look at. Never the value."""
+    found = re.search(r'field "(\w+)"', str(error))
+    field = found.group(1).upper() if found else ""
+    where = f"BASTION_{field} or one of the BASTION_{field}__* variables" if field else "a BASTION_* variable"
+    return (
+        f"invalid settings: {where} could not be read: settings that take a list or a map are JSON "
+        "(e.g. BASTION_SERVER__ALLOWED_HOSTS='[\"mcp.example.com\"]')"
+    )
 
 
 def build_settings(data_dir: Path | None) -> Settings:

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.auth.keys import ApiKeyRecord, KeyStore
+from bastion.auth.keys import KEY_PREFIX, ApiKeyRecord, KeyStore, parse_key_id
 from bastion.cli.common import fail, settings_from
 from bastion.errors import BastionError, InvalidInput
 from bastion.store.db import open_state
+
+_KEY_ID = re.compile(r"[0-9a-f]{12}")  # what `keys list` shows
 
 __all__ = ["app", "parse_duration", "parse_instant"]
 
@@ -48,8 +50,11 @@ def parse_instant(text: str) -> datetime | None:
 def _expiry(text: str, now: datetime) -> datetime | None:
     if text.strip().lower() == "never":
         return None
-    duration = parse_duration(text)
-    moment = now + duration if duration is not None else parse_instant(text)
+    try:
+        duration = parse_duration(text)
+        moment = now + duration if duration is not None else parse_instant(text)
+    except OverflowError:  # 99999999d: past the year 9999
+        moment = None
     if moment is None:
         raise InvalidInput(f"--expires {text!r}: use a duration (90d, 12h, 2w), a date (2027-01-01), or 'never'")
     if moment <= now:
@@ -165,6 +170,11 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, as `bastion keys list` shows it.")],
 ) -> None:
     """Revoke a key. A running server refuses it from its next request on."""
+    from_key = parse_key_id(key_id)
+    if from_key is not None:  # the whole key was pasted: revoke it by its id, and never print the secret back
+        key_id = from_key
+    elif key_id.startswith(KEY_PREFIX) or not _KEY_ID.fullmatch(key_id):
+        raise fail("not a key id: give the 12 hexadecimal characters `bastion keys list` shows (or the whole key)")
     store = _store(ctx)
     before = store.get(key_id)
     if before is not None and before.revoked_at is not None:

@@ -7,9 +7,16 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bastion import __version__
-from bastion.cli.common import SETTINGS_ERROR_KEY, build_settings, describe_settings_error, fail
+from bastion.cli.common import (
+    SETTINGS_ERROR_KEY,
+    build_settings,
+    describe_settings_error,
+    describe_settings_source_error,
+    fail,
+)
 
 app = typer.Typer(
     name="bastion",
@@ -36,8 +43,11 @@ def root(
 ) -> None:
     try:
         ctx.obj = build_settings(data_dir)
-    except ValidationError as exc:
-        message = describe_settings_error(exc)
+    except (ValidationError, SettingsError) as exc:
+        if isinstance(exc, ValidationError):
+            message = describe_settings_error(exc)
+        else:  # a variable that is not valid JSON where JSON is expected
+            message = describe_settings_source_error(exc)
         if ctx.invoked_subcommand == "doctor":  # doctor reports it as its first finding
             ctx.meta[SETTINGS_ERROR_KEY] = message
             return

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
+from limits.errors import ConfigurationError, StorageError
 from redis.exceptions import RedisError
 
 from bastion.config import RateLimitSettings
@@ -197,7 +197,14 @@ def build_rate_limiter(settings: RateLimitSettings) -> RateLimiter:
     if scheme == "memory":
         return MemoryRateLimiter()
     if scheme in ("redis", "rediss"):
-        return RedisRateLimiter(settings.storage_url)
+        try:
+            return RedisRateLimiter(settings.storage_url)
+        except (ConfigurationError, ValueError) as exc:  # their message repeats the URL, password and all
+            raise ConfigError(
+                f"rate_limit.storage_url: {redacted_url(settings.storage_url)!r} is not a usable Redis URL "
+                f"({type(exc).__name__}); write redis://[:password@]host:port/db",
+                setting="rate_limit.storage_url",
+            ) from None
     raise ConfigError(
         f"rate_limit.storage_url: {redacted_url(settings.storage_url)!r} is not a supported store; "
         "use memory:// or redis://host:6379/0 (rediss:// for TLS)",

@@ -190,6 +190,22 @@ async def _refresh(
     return default_branch, head_sha
 
 
+async def _is_repository(git_dir: Path) -> bool:
+    """Whether git still takes `git_dir` for a bare repository (HEAD, objects/ and refs/ in place). Discovery
+    stops at its parent, so a data directory inside someone's checkout is not mistaken for it."""
+    try:
+        result = await run_git(
+            None,
+            ["rev-parse", "--is-bare-repository"],
+            time_limit=30,
+            cwd=git_dir,
+            env={"GIT_CEILING_DIRECTORIES": str(git_dir.parent)},
+        )
+    except Unavailable:
+        return False
+    return result.stdout.strip() == b"true"
+
+
 def _move_into_place(staging: Path, final: Path) -> None:
     if os.path.lexists(final):  # left by a registry entry that was removed by hand; the caller holds the lock
         shutil.rmtree(final)
@@ -262,9 +278,9 @@ async def sync_repository(
     remote_auth = _remote_auth(settings, auth)
 
     async def attempt(git_auth: GitAuth | None) -> tuple[str | None, str | None]:
-        if git_dir.is_dir():
+        if git_dir.is_dir() and await _is_repository(git_dir):
             return await _refresh(settings, record.name, git_dir, progress, git_auth)
-        # never synced successfully, or removed by hand: build it again
+        # never synced successfully, removed by hand, or damaged (its HEAD or objects gone): build it again
         return await _create_mirror(settings, record.name, record.url, git_dir, progress, git_auth)
 
     try:
