@@ -487,6 +487,8 @@ class Settings(BaseSettings):
         # Written through __dict__ so the field does not count as "set": `serve --demo` picks its own data
         # directory only when the operator did not choose one.
         vars(self)["data_dir"] = self.data_dir.expanduser().resolve()
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"{self.data_dir} is a file, not a directory: point BASTION_DATA_DIR (--data-dir) at one")
         return self
 
     @property

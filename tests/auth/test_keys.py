@@ -92,6 +92,11 @@ def test_status_reports_expiry(store: KeyStore) -> None:
         ("alice", ["eng", " "], None, "a group name cannot be empty"),
         ("alice", [], datetime(2030, 1, 1), "expires_at must be timezone-aware (UTC)"),  # naive on purpose
         ("alice", [], datetime(2020, 1, 1, tzinfo=UTC), "expiry 2020-01-01T00:00:00+00:00 is in the past"),
+        # printed by `keys list` and in logs: a line break or an escape sequence would forge lines or a terminal
+        ("ali\nce", [], None, "a subject cannot contain line breaks, tabs or control characters"),
+        ("mallory\x1b[2J", [], None, "a subject cannot contain line breaks, tabs or control characters"),
+        ("alice", ["eng\rops"], None, "a group name cannot contain line breaks, tabs or control characters"),
+        ("a" * 257, [], None, "a subject is at most 256 characters (got 257)"),
     ],
 )
 def test_create_refuses_bad_input(

@@ -120,3 +120,20 @@ def test_an_empty_key_file_cannot_be_embedded(tmp_path: Path) -> None:
     assert code == 2
     assert out == ""
     assert f"error: key file {empty} is empty" in err
+
+
+def test_a_file_that_is_not_a_key_is_never_embedded(tmp_path: Path) -> None:
+    """`--key-file ~/.ssh/id_ed25519 --embed-key` printed the private key as a bearer token (found by a probe)."""
+    private = tmp_path / "id_ed25519"
+    private.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n")
+    code, out, err = _run(tmp_path, "--client", "vscode", "--key-file", str(private), "--embed-key")
+    assert code == 2
+    assert "b3BlbnNzaC1rZXktdjEA" not in out + err
+    assert "holds more than one line: it should hold the API key alone" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://x/mcp", "http:///mcp"])
+def test_a_url_that_is_not_http_is_refused(tmp_path: Path, key_file: Path, url: str) -> None:
+    code, _, err = _run(tmp_path, "--client", "claude-code", "--key-file", str(key_file), "--url", url)
+    assert code == 2
+    assert "is not an http(s) URL" in " ".join(err.split())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -46,3 +48,12 @@ def test_every_command_is_registered() -> None:
     result = CliRunner().invoke(app, ["--help"])
     for command in ("serve", "repo", "keys", "policy", "audit", "client-config", "token", "doctor"):
         assert command in result.output
+
+
+def test_a_data_directory_that_is_a_file_is_refused_by_name(tmp_path: Path) -> None:
+    """It gave NotADirectoryError or FileExistsError tracebacks from every command (found by a probe)."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    result = CliRunner().invoke(app, ["--data-dir", str(afile), "keys", "list"])
+    assert result.exit_code == 2
+    assert f"{afile} is a file, not a directory: point BASTION_DATA_DIR (--data-dir) at one" in result.output

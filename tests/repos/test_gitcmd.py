@@ -109,3 +109,17 @@ async def test_stdin_and_progress_lines(tmp_path: Path) -> None:
         on_stderr_line=lines.append,
     )
     assert lines == ["Phase:  50%", "Phase: 100%", "done"]
+
+
+def test_a_failure_is_told_by_gits_fatal_line_not_the_tail_of_its_advice() -> None:
+    """ssh's failure ends with git's advice, "...and the repository exists.": that line alone told nothing (found
+    by a probe)."""
+    stderr = (
+        "ssh: connect to host 127.0.0.1 port 1: Connection refused\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\n"
+        "and the repository exists.\n"
+    )
+    assert gitcmd._gist(stderr, 128) == "fatal: Could not read from remote repository."  # pyright: ignore[reportPrivateUsage]
+    assert gitcmd._gist("plain complaint\n", 1) == "plain complaint"  # pyright: ignore[reportPrivateUsage]
+    assert gitcmd._gist("", 2) == "exit status 2"  # pyright: ignore[reportPrivateUsage]

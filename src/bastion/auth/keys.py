@@ -101,11 +101,23 @@ def _record(row: sa.Row[Any]) -> ApiKeyRecord:
     )
 
 
+MAX_NAME_CHARS = 256  # a subject or group name, as for OIDC claims
+
+
+def _clean_name(name: str, what: str) -> str:
+    """A subject or group name: printed in tables, logs and audit lines, so one line of printable text."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput(f"a {what} cannot be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidInput(f"a {what} is at most {MAX_NAME_CHARS} characters (got {len(name)})")
+    if not name.isprintable():
+        raise InvalidInput(f"a {what} cannot contain line breaks, tabs or control characters")
+    return name
+
+
 def _clean_groups(groups: Iterable[str]) -> list[str]:
-    cleaned = sorted({group.strip() for group in groups})
-    if "" in cleaned:
-        raise InvalidInput("a group name cannot be empty")
-    return cleaned
+    return sorted({_clean_name(group, "group name") for group in groups})
 
 
 # Built once: `get` runs on every cold authentication, and rebuilding the statement costs a cache-key walk.
@@ -126,9 +138,9 @@ class KeyStore:
         description: str | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         """Issue a key. Returns its record and the plaintext key, which is never stored and cannot be recovered."""
-        subject = subject.strip()
-        if not subject:
+        if not subject.strip():
             raise InvalidInput("a key needs a subject (the user or service it acts as)")
+        subject = _clean_name(subject, "subject")
         now = datetime.now(UTC)
         if expires_at is not None:
             if expires_at.tzinfo is None:

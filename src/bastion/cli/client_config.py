@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -34,9 +35,14 @@ def client_config(
             raise fail(f"cannot read key file {key_file}: {exc.strerror}", code=2) from exc
         if not key:
             raise fail(f"key file {key_file} is empty", code=2)
+        if "\n" in key or len(key) > 16384:  # never embed a whole file (a private key, /etc/passwd) as a token
+            raise fail(f"key file {key_file} holds more than one line: it should hold the API key alone", code=2)
     if embed_key and key is None:
         raise fail("--embed-key needs --key-file", code=2)
     endpoint = url or settings_from(ctx).resource_url
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(f"--url {endpoint!r} is not an http(s) URL like https://mcp.example.com/mcp", code=2)
     chosen: ClientName = client  # type: ignore[assignment]  # checked against CLIENTS above
     console.print(
         render_client_config(chosen, endpoint, key=key, key_file=key_file, name=name, embed_key=embed_key),

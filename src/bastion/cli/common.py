@@ -45,7 +45,7 @@ def describe_settings_error(error: ValidationError) -> str:
     lines: list[str] = []
     for problem in error.errors():
         path = "__".join(str(part) for part in problem["loc"]).upper()
-        lines.append(f"BASTION_{path}: {problem['msg']}")
+        lines.append(f"BASTION_{path}: {problem['msg']}" if path else str(problem["msg"]).removeprefix("Value error, "))
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 

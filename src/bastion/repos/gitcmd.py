@@ -220,6 +220,16 @@ async def parse_output(parse: Callable[[bytes], _Parsed], output: bytes) -> _Par
     return parse(output)
 
 
+def _gist(stderr: str, returncode: int) -> str:
+    """The line of git's complaint that says what went wrong: its last `fatal:` or `error:` line (the last line
+    alone can be the tail of a sentence, "and the repository exists."), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    verdicts = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    if verdicts:
+        return verdicts[-1]
+    return lines[-1] if lines else f"exit status {returncode}"
+
+
 async def run_git(
     git_dir: Path | None,
     args: Sequence[str],
@@ -265,7 +275,5 @@ async def run_git(
     if truncated:
         return GitResult(returncode, stdout, stderr, truncated=True)
     if returncode not in ok_returncodes:
-        message = stderr.decode("utf-8", "replace").strip().splitlines()
-        detail = message[-1] if message else f"exit status {returncode}"
-        raise Unavailable(f"{command} failed: {detail}")
+        raise Unavailable(f"{command} failed: {_gist(stderr.decode('utf-8', 'replace'), returncode)}")
     return GitResult(returncode, stdout, stderr)
