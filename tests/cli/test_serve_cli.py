@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,17 @@ def test_a_policy_url_that_cannot_be_read_stops_the_server_with_one_message(tmp_
     ), done.stderr[-2000:]
     assert done.stderr.count("cannot load the policy") == 1
     assert "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """It said "listening on ..." and started the app (claiming an audit spool slot) before uvicorn failed to bind
+    (found by a probe)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(tmp_path, "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert "listening on" not in done.stderr
+    assert not (tmp_path / "audit-spool").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ import uvicorn
 
 from bastion.cli.common import err_console, fail, settings_from
 from bastion.config import Settings
-from bastion.errors import BastionError
+from bastion.errors import BastionError, ConfigError
 
 __all__ = ["register"]
 
@@ -40,6 +41,7 @@ def serve(
         settings = settings.model_copy(update=updates)
     configure_logging(settings.log)
     try:
+        _check_port(settings.host, settings.port)
         if demo:
             from bastion.demo import prepare_demo
 
@@ -82,6 +84,23 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse at once when the port is taken. uvicorn finds out only after the banner has said "listening" and the
+    app has started (an audit spool slot claimed for nothing)."""
+    if port == 0:
+        return  # any free port: nothing to check
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a listener still refuses
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server, or `make run`, using it? "
+                "set BASTION_PORT or --port)"
+            ) from None
 
 
 def _preflight(settings: Settings) -> None:
