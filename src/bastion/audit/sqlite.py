@@ -35,10 +35,7 @@ from bastion.store.db import ensure_private_file
 __all__ = ["SqliteAuditSink", "format_time"]
 
 SCHEMA_VERSION = 2
-_SCAN = (  # the line and its INDEXED_COLUMNS, in that order
-    "SELECT id, event, event_id, time, subject, repo, decision, tool, outcome, instance_id, seq "
-    "FROM audit_events WHERE id > ?"
-)
+_SCAN = f"SELECT id, event, {', '.join(INDEXED_COLUMNS)} FROM audit_events WHERE id > ?"  # noqa: S608 - constants
 BUSY_TIMEOUT_MS = 5_000
 WRITER_CACHE_KIB = 32 << 10
 

@@ -25,6 +25,7 @@ from bastion.errors import InvalidInput, NotFound
 from bastion.store.db import api_keys, write_transaction
 
 __all__ = [
+    "KEY_ID_PATTERN",
     "KEY_LENGTH",
     "KEY_PREFIX",
     "ApiKeyRecord",
@@ -39,7 +40,8 @@ KEY_PREFIX = "bst_"
 KEY_ID_BYTES = 6  # 12 hex characters: unique enough to name a key, short enough to read aloud
 SECRET_BYTES = 32
 # bst_ + 12 hex + _ + 43 base64url characters (32 bytes, unpadded). The secret may itself contain `_`.
-KEY_PATTERN = re.compile(r"bst_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+KEY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # a key's id, as `bastion keys list` shows it
+KEY_PATTERN = re.compile(rf"bst_({KEY_ID_PATTERN.pattern})_[A-Za-z0-9_-]{{43}}")
 KEY_LENGTH = len(KEY_PREFIX) + 2 * KEY_ID_BYTES + 1 + 43
 
 KeyStatus = Literal["active", "expired", "revoked"]

@@ -11,12 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.auth.keys import KEY_PREFIX, ApiKeyRecord, KeyStore, parse_key_id
+from bastion.auth.keys import KEY_ID_PATTERN, KEY_PREFIX, ApiKeyRecord, KeyStore, parse_key_id
 from bastion.cli.common import fail, settings_from
 from bastion.errors import BastionError, InvalidInput
 from bastion.store.db import open_state
-
-_KEY_ID = re.compile(r"[0-9a-f]{12}")  # what `keys list` shows
 
 __all__ = ["app", "parse_duration", "parse_instant"]
 
@@ -173,7 +171,7 @@ def revoke(
     from_key = parse_key_id(key_id)
     if from_key is not None:  # the whole key was pasted: revoke it by its id, and never print the secret back
         key_id = from_key
-    elif key_id.startswith(KEY_PREFIX) or not _KEY_ID.fullmatch(key_id):
+    elif key_id.startswith(KEY_PREFIX) or not KEY_ID_PATTERN.fullmatch(key_id):
         raise fail("not a key id: give the 12 hexadecimal characters `bastion keys list` shows (or the whole key)")
     store = _store(ctx)
     before = store.get(key_id)

@@ -21,7 +21,7 @@ import betterleaks
 
 from bastion.errors import Unavailable
 from bastion.guard.patterns import regex_spans
-from bastion.guard.spans import SecretSpan, merge_spans
+from bastion.guard.spans import SecretSpan, is_word_char, merge_spans
 
 __all__ = ["SCAN_CACHE", "ScanCache", "find_secrets", "find_secrets_cached", "kind_for"]
 
@@ -151,11 +151,7 @@ def _elsewhere(text: str, spans: Sequence[SecretSpan], *, whole_tokens: bool) ->
 
 
 def _alone(text: str, start: int, end: int) -> bool:
-    return not (start > 0 and _word(text[start - 1])) and not (end < len(text) and _word(text[end]))
-
-
-def _word(char: str) -> bool:
-    return char.isalnum() or char == "_"
+    return not (start > 0 and is_word_char(text[start - 1])) and not (end < len(text) and is_word_char(text[end]))
 
 
 def _looks_generated(value: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["GENERIC_KINDS", "SecretSpan", "marker", "merge_spans"]
+__all__ = ["GENERIC_KINDS", "SecretSpan", "is_word_char", "marker", "merge_spans"]
 
 # Kinds that say "something secret" without saying what: when one overlaps a specific kind, the specific one
 # names the merged span.
@@ -19,6 +19,11 @@ class SecretSpan:
     start: int
     end: int
     kind: str
+
+
+def is_word_char(char: str) -> bool:
+    """A regex word character (`\\w`): where a token, and a word boundary, stop."""
+    return char.isalnum() or char == "_"
 
 
 def marker(kind: str) -> str:

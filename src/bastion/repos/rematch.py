@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bastion.guard.spans import SecretSpan
+from bastion.guard.spans import SecretSpan, is_word_char
 from bastion.repos.gitcmd import kill_process_tree, spawn
 from bastion.repos.search import ripgrep_executable
 from bastion.repos.types import SearchQuery
@@ -36,10 +36,6 @@ class MaskedLine:
     filler: tuple[tuple[int, int], ...]  # where the filler is, in UTF-8 byte offsets (what ripgrep reports)
 
 
-def _is_word(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
 def masked_line(line: str, spans: Sequence[SecretSpan]) -> MaskedLine:
     """`line` (no line break) with each span replaced by same-length filler: `a` or `-` at each end as the span's
     own first and last characters are word characters or not, `-` in between."""
@@ -55,8 +51,8 @@ def masked_line(line: str, spans: Sequence[SecretSpan]) -> MaskedLine:
         offset += len(before.encode("utf-8", "replace"))
         secret = line[start:end]
         fill = ["-"] * len(secret)
-        fill[0] = "a" if _is_word(secret[0]) else "-"
-        fill[-1] = "a" if _is_word(secret[-1]) else "-"
+        fill[0] = "a" if is_word_char(secret[0]) else "-"
+        fill[-1] = "a" if is_word_char(secret[-1]) else "-"
         parts.append("".join(fill))
         filler.append((offset, offset + len(secret)))
         offset += len(secret)  # the filler is ASCII: one byte a character

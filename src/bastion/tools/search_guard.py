@@ -139,10 +139,11 @@ async def guard_search_hits(
         rematchable = not query.regex or engines.get(repo) == "ripgrep"  # the re-match runs ripgrep
         strict = redaction_mode(call, repo, target, Operation.SEARCH, path) == "strict"
         view = None
-        if strict or budget > 0 or any(needs_file(hits[index].line) for index in indexes):
+        needed = any(needs_file(hits[index].line) for index in indexes)
+        if strict or needed or budget > 0:
             cap = call.services.settings.repos.max_read_bytes if strict else CONTEXT_FILE_BYTES
             view = await file_view(call, repo, target.sha, path, cap)
-            if view is not None and not strict and not any(needs_file(hits[index].line) for index in indexes):
+            if view is not None and not strict and not needed:
                 budget -= len(view.text)
         if strict:
             if view is None or view.spans:

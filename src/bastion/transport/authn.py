@@ -17,7 +17,7 @@ from bastion.auth.base import Authenticator
 from bastion.errors import BastionError, InsufficientScope, Unauthenticated, Unavailable
 from bastion.observability.metrics import METRICS, auth_failure_kind
 from bastion.principal import Principal, RequestInfo
-from bastion.transport.edge import REQUEST_INFO_KEY, header, send_json_error
+from bastion.transport.edge import REQUEST_INFO_KEY, header, named_tool, send_json_error
 
 __all__ = ["GATEWAY_IDENTITY_KEY", "PRINCIPAL_KEY", "AuthenticationMiddleware"]
 
@@ -109,7 +109,7 @@ class AuthenticationMiddleware:
         receipt = self.record(
             AuditEvent(
                 **caller,
-                tool=(header(scope, b"mcp-name") or "")[:128] or None,  # caller-supplied: bounded, as everywhere
+                tool=named_tool(scope),
                 decision="deny",
                 reason=exc.message,
                 outcome="denied" if scoped else "unavailable" if isinstance(exc, Unavailable) else "unauthenticated",

@@ -25,6 +25,7 @@ __all__ = [
     "EdgeMiddleware",
     "client_address",
     "layer_refusal",
+    "named_tool",
     "send_json_error",
 ]
 
@@ -83,6 +84,11 @@ async def send_json_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def named_tool(scope: Scope) -> str | None:
+    """The tool the Mcp-Name header names, for an audit record of a refused request: caller-supplied, so bounded."""
+    return (header(scope, b"mcp-name") or "")[:128] or None
+
+
 def layer_refusal(
     scope: Scope,
     info: RequestInfo | None,
@@ -95,7 +101,7 @@ def layer_refusal(
     """The audit event of a request an outer layer refused before its caller was known."""
     return AuditEvent(
         **caller_fields(None, info),
-        tool=(header(scope, b"mcp-name") or "")[:128] or None,  # caller-supplied: bounded
+        tool=named_tool(scope),
         decision=decision,
         reason=reason,
         outcome=outcome,

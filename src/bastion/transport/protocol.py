@@ -34,7 +34,7 @@ from bastion.audit.event import AuditEvent, Outcome, caller_fields
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.authn import PRINCIPAL_KEY
 from bastion.transport.body import read_body, replay
-from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY, header
+from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY, header, named_tool
 
 __all__ = ["ProtocolGuardMiddleware"]
 
@@ -208,7 +208,7 @@ class ProtocolGuardMiddleware:
         receipt = self.record(
             AuditEvent(
                 **caller_fields(who, where),
-                tool=(header(scope, b"mcp-name") or "")[:128] or None,
+                tool=named_tool(scope),
                 decision="none",
                 reason=reason,
                 outcome=outcome,
