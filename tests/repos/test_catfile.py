@@ -120,6 +120,24 @@ async def test_closed_reader_refuses(mirrored: Mirrored) -> None:
         await catfile.info(mirrored.commits["c1"])
 
 
+async def test_a_reader_retired_by_a_sync_hands_later_reads_to_its_successor(mirrored: Mirrored) -> None:
+    """A read that took the old reader just before a sync swapped it must still be answered (it failed with
+    "object reader ... is closed" under load in tests/repos/test_sync.py)."""
+    old = CatFile(_git_dir(mirrored), timeout=30)
+    await old.info(mirrored.commits["c1"])
+    fresh = CatFile(_git_dir(mirrored), timeout=30)
+    old.successor = fresh
+    await old.aclose()
+    try:
+        info = await old.info(mirrored.commits["c1"])
+        assert info is not None
+        assert (info.oid, info.type) == (mirrored.commits["c1"], "commit")
+        assert old.pid is None
+        assert fresh.pid is not None
+    finally:
+        await fresh.aclose()
+
+
 async def test_missing_repository(tmp_path: Path) -> None:
     catfile = CatFile(tmp_path / "nothing.git", timeout=30)
     with pytest.raises(Unavailable, match="is missing"):

@@ -206,6 +206,9 @@ class CatFile:
         self._start_lock = asyncio.Lock()  # taken only when there is no live process
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
+        # Set when a sync retires this reader: a read that picked it up just before (and asks after the swap) is
+        # answered by the fresh reader, which sees the same objects and more, instead of failing.
+        self.successor: CatFile | None = None
 
     @property
     def pid(self) -> int | None:
@@ -265,6 +268,8 @@ class CatFile:
 
     async def _ask(self, kind: int, payload: bytes, count: int) -> list[_Answer]:
         for attempt in (1, 2):
+            if self._closed and self.successor is not None:
+                return await self.successor._ask(kind, payload, count)
             protocol = self._protocol
             if protocol is None or protocol.gone or self._closed:
                 protocol = await self._start()

@@ -93,6 +93,7 @@ class MirrorHandle:
         """New packs came with the sync: start a fresh reader process; the old one finishes its requests first."""
         old = self.catfile
         self.catfile = CatFile(self.git_dir, timeout=self.timeout)
+        old.successor = self.catfile
         self.reader.catfile = self.catfile
         task = asyncio.ensure_future(old.aclose())
         self._retiring.add(task)
