@@ -138,6 +138,23 @@ async def test_a_reader_retired_by_a_sync_hands_later_reads_to_its_successor(mir
         await fresh.aclose()
 
 
+async def test_reads_waiting_to_start_a_reader_that_a_sync_retires_go_to_its_successor(mirrored: Mirrored) -> None:
+    """Four reads start the process together; the sync retires the reader while the first one spawns it and the
+    others wait for it: every read is still answered, and no process is left behind."""
+    old = CatFile(_git_dir(mirrored), timeout=30)
+    fresh = CatFile(_git_dir(mirrored), timeout=30)
+    reads = [asyncio.create_task(old.info(mirrored.commits["c1"])) for _ in range(4)]
+    await asyncio.sleep(0)  # the first read is spawning the process, the others wait for the start lock
+    old.successor = fresh
+    await old.aclose()
+    try:
+        answers = await asyncio.gather(*reads)
+        assert [(info.oid, info.type) if info else None for info in answers] == [(mirrored.commits["c1"], "commit")] * 4
+        assert old.pid is None
+    finally:
+        await fresh.aclose()
+
+
 async def test_missing_repository(tmp_path: Path) -> None:
     catfile = CatFile(tmp_path / "nothing.git", timeout=30)
     with pytest.raises(Unavailable, match="is missing"):

@@ -268,11 +268,16 @@ class CatFile:
 
     async def _ask(self, kind: int, payload: bytes, count: int) -> list[_Answer]:
         for attempt in (1, 2):
-            if self._closed and self.successor is not None:
-                return await self.successor._ask(kind, payload, count)
             protocol = self._protocol
             if protocol is None or protocol.gone or self._closed:
-                protocol = await self._start()
+                try:
+                    protocol = await self._start()
+                except Unavailable:
+                    if not self._closed or self.successor is None:
+                        raise
+                    # Retired by a sync before (or while) this request started it: the fresh reader sees the
+                    # same objects and more.
+                    return await self.successor._ask(kind, payload, count)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[list[_Answer]] = loop.create_future()
             protocol.pending.append(_Request(kind, count, future, loop.time()))
@@ -335,6 +340,9 @@ class CatFile:
             except OSError as exc:
                 raise Unavailable(f"cannot start {argv[0]}: {exc}") from exc
             self._protocol = protocol
+            if self._closed:  # closed while the process started: aclose() did not see it, so stop it here
+                await self._stop()
+                raise Unavailable(f"object reader for {self.git_dir.name} is closed")
             return protocol
 
     async def _stop(self) -> None:
