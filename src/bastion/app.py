@@ -40,11 +40,12 @@ from bastion.ratelimit import RateLimitMiddleware, RateLimitRules, build_rate_li
 from bastion.repos.github_backend import GitHubBackend
 from bastion.repos.mirror import MirrorBackend
 from bastion.repos.sync import run_scheduled_sync
-from bastion.server import TOOL_NAMES, build_mcp
+from bastion.server import TOOL_NAMES, GovernedMCPServer, build_mcp
 from bastion.services import Services
 from bastion.store.db import open_state
 from bastion.tools.access import Access
 from bastion.transport.authn import AuthenticationMiddleware
+from bastion.transport.direct import DirectToolCalls
 from bastion.transport.edge import EdgeMiddleware
 from bastion.transport.health import ReadinessCheck, health, readiness_endpoint
 from bastion.transport.metadata import protected_resource_routes, resource_metadata_url, unserved_well_known
@@ -69,7 +70,7 @@ class Runtime:
     audit: AuditLog
     backend: MirrorBackend | GitHubBackend
     authenticators: list[ApiKeyAuthenticator | OidcAuthenticator]
-    mcp: MCPServer
+    mcp: GovernedMCPServer
     github: GitHubRuntime | None = None  # credentials, bootstrap mirrors, webhooks
 
 
@@ -218,7 +219,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         transport_security=_transport_security(settings),
     )
     _skip_param_header_walk(runtime.mcp)
-    mcp_app: ASGIApp = ProtocolGuardMiddleware(_transport_first(sdk_app), record=runtime.audit.record)
+    direct = DirectToolCalls(
+        _transport_first(sdk_app),
+        tools=runtime.mcp.governed,
+        accepted=runtime.mcp.accepted,
+        server_info=runtime.mcp.session_manager.app,
+        security=_transport_security(settings),
+        json_response=server.json_response,
+        enabled=not settings.tracing.enabled,  # with tracing on, the SDK's tools/call span stays in the trace
+    )
+    mcp_app: ASGIApp = ProtocolGuardMiddleware(direct, record=runtime.audit.record)
     if limit_rules is not None and limiter is not None:
         # After authentication (buckets belong to the subject), before the SDK (a 429 must come before its 200).
         mcp_app = RateLimitMiddleware(mcp_app, limit_rules, limiter, record=runtime.audit.record)

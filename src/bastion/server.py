@@ -13,6 +13,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -31,7 +32,7 @@ from bastion.principal import Principal, RequestInfo
 from bastion.services import Services
 from bastion.tools import analyze, files, history, listing, search
 from bastion.tools.arguments import invalid_arguments, unknown_arguments
-from bastion.tools.call import ERROR_META_KEY, audit_event, client_name, error_result, run_tool
+from bastion.tools.call import ERROR_META_KEY, audit_event, client_name, error_result, run_tool, session_client
 from bastion.tools.models import (
     AnalysisOut,
     CommitDetailOut,
@@ -126,7 +127,7 @@ class AuditEveryCall(Extension):
         receipt = self.services.record(
             audit_event(
                 **caller_fields(principal, info),
-                client=client_name(ctx.session, info),
+                client=client_name(session_client(ctx.session), info),
                 tool=params.name[:128],
                 decision="none",
                 reason=text or None,
@@ -151,7 +152,8 @@ class GovernedMCPServer(MCPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.parameters: dict[str, tuple[str, ...]] = {}  # in signature order, for the refusal's text
-        self._accepted: dict[str, frozenset[str]] = {}
+        self.accepted: dict[str, frozenset[str]] = {}
+        self.governed: dict[str, Tool] = {}  # the SDK's record of each, for bastion.transport.direct
 
     def governed_tool(self, title: str) -> Callable[[_Tool], _Tool]:
         """Register a read-only tool; its description is the docstring without the source's indentation."""
@@ -160,7 +162,10 @@ class GovernedMCPServer(MCPServer):
             description = inspect.cleandoc(fn.__doc__ or "")
             self.add_tool(fn, title=title, description=description, annotations=READ_ONLY)
             self.parameters[fn.__name__] = tuple(name for name in inspect.signature(fn).parameters if name != "ctx")
-            self._accepted[fn.__name__] = frozenset(self.parameters[fn.__name__])
+            self.accepted[fn.__name__] = frozenset(self.parameters[fn.__name__])
+            registered = self._tool_manager.get_tool(fn.__name__)
+            if registered is not None:
+                self.governed[fn.__name__] = registered
             return fn
 
         return register
@@ -176,7 +181,7 @@ class GovernedMCPServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        accepted = self._accepted.get(name)
+        accepted = self.accepted.get(name)
         if accepted is not None and not accepted.issuperset(arguments):
             refusal = unknown_arguments(name, arguments, self.parameters[name])
             if refusal is not None:

@@ -174,8 +174,8 @@ async def test_every_record_in_the_store_is_complete(deployment: Deployment) -> 
             continue
         # alice, or mallory before her key was revoked (the auth tests)
         assert (event.subject in ("alice", "mallory"), event.auth_method, event.groups) == (True, "api_key", ["eng"])
-        if event.outcome == "ok" and event.repo is not None:
-            assert event.resolved_sha, described  # every answer was read at a named commit
+        if event.outcome == "ok" and event.repo is not None and event.tool not in ("list_branches", "list_tags"):
+            assert event.resolved_sha, described  # every read was made at a named commit (a ref listing names many)
             assert event.decision == "allow", described
         if event.outcome == "denied":
             assert (event.decision, bool(event.reason)) == ("deny", True), described

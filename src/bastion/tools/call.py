@@ -7,12 +7,14 @@ and turns our errors into `isError` tool results with a message the model (and i
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, cast
 
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, Implementation, TextContent
 
 from bastion.audit.event import AuditEvent, Outcome, caller_fields
 from bastion.errors import AccessDenied, BastionError, Unauthenticated
@@ -26,7 +28,17 @@ from bastion.tools.access import AuthorizedRef
 from bastion.transport.authn import PRINCIPAL_KEY
 from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY
 
-__all__ = ["ERROR_META_KEY", "ToolCall", "audit_event", "client_name", "error_result", "run_tool"]
+__all__ = [
+    "DIRECT_CALLER",
+    "ERROR_META_KEY",
+    "DirectCaller",
+    "ToolCall",
+    "audit_event",
+    "client_name",
+    "error_result",
+    "run_tool",
+    "session_client",
+]
 
 logger = logging.getLogger(__name__)
 ERROR_META_KEY = "mcp-bastion/error"
@@ -103,9 +115,29 @@ def error_result(exc: BastionError) -> CallToolResult:
     )
 
 
-def _identity(ctx: Context) -> tuple[Principal, RequestInfo | None]:
+@dataclass(frozen=True, slots=True)
+class DirectCaller:
+    """Who makes a call that bastion.transport.direct dispatches without the SDK's per-request context: the
+    request's ASGI scope (with what our middleware put there) and the clientInfo of its `_meta` envelope."""
+
+    scope: MutableMapping[str, Any]
+    client: Implementation | None
+
+
+# Set by the direct dispatcher, in the request's own task, around the one tool function it calls.
+DIRECT_CALLER: ContextVar[DirectCaller | None] = ContextVar("bastion_direct_caller", default=None)
+
+
+def _caller(ctx: Context) -> tuple[MutableMapping[str, Any], Implementation | None]:
+    """The request's scope and the client's clientInfo."""
+    direct = DIRECT_CALLER.get()
+    if direct is not None:
+        return direct.scope, direct.client
     request = ctx.request_context.request
-    scope: dict[str, Any] = getattr(request, "scope", None) or {}
+    return (getattr(request, "scope", None) or {}), session_client(ctx.request_context.session)
+
+
+def _identity(scope: MutableMapping[str, Any]) -> tuple[Principal, RequestInfo | None]:
     principal = scope.get(PRINCIPAL_KEY)
     if not isinstance(principal, Principal):
         # The authentication middleware wraps /mcp, so this means the server was assembled wrongly.
@@ -115,17 +147,17 @@ def _identity(ctx: Context) -> tuple[Principal, RequestInfo | None]:
     return principal, info if isinstance(info, RequestInfo) else None
 
 
-def _client_name(ctx: Context, info: RequestInfo | None) -> str | None:
-    return client_name(ctx.request_context.session, info)
+def session_client(session: Any) -> Implementation | None:
+    """The clientInfo of the SDK session (or connection) a call came on, if the client gave one."""
+    params = session.client_params
+    return params.client_info if params is not None else None
 
 
-def client_name(session: Any, info: RequestInfo | None) -> str | None:
+def client_name(client: Implementation | None, info: RequestInfo | None) -> str | None:
     """The MCP clientInfo name (modern requests carry it on every call; legacy ones only in the handshake, which
     a stateless server does not keep), else the User-Agent."""
-    params = session.client_params
-    if params is not None and params.client_info.name:
-        version = params.client_info.version
-        return f"{params.client_info.name}/{version}"[:128] if version else params.client_info.name[:128]
+    if client is not None and client.name:
+        return f"{client.name}/{client.version}"[:128] if client.version else client.name[:128]
     return info.user_agent[:128] if info and info.user_agent else None
 
 
@@ -141,8 +173,9 @@ async def run_tool(
     principal: Principal | None = None
     call: ToolCall | None = None
     try:
-        principal, info = _identity(ctx)
-        principal = principal.with_client(_client_name(ctx, info))
+        scope, client = _caller(ctx)
+        principal, info = _identity(scope)
+        principal = principal.with_client(client_name(client, info))
         call = ToolCall(services, principal, tool)
         result = await body(call)
         if call.decision is not None:
