@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import anyio
@@ -82,7 +82,7 @@ class _Counted:
 
 
 @contextlib.contextmanager
-def _watched(deployment: Deployment, enabled: bool) -> Iterator[_Counted]:
+def _watched(deployment: Deployment, enabled: bool) -> Generator[_Counted]:
     layer = _layer(deployment.app)
     counted = _Counted(layer)
     was = layer.enabled
