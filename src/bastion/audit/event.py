@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from bastion.entropy import random_bytes
 from bastion.principal import Principal, RequestInfo
 
 __all__ = ["AuditEvent", "Decision", "Outcome", "caller_fields"]
@@ -27,7 +27,7 @@ def _event_id() -> str:
     """A UUIDv7 (RFC 9562) as 32 hex digits: the Unix time in milliseconds, then 74 random bits. Time-ordered, so
     the sinks' unique index on `event_id` grows at its end instead of dirtying a random page per event (on a large
     audit database that was the SQLite sink's largest cost per event)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(random_bytes(10), "big")
     value = value & ~(0xF << 76) | 0x7 << 76  # version 7
     value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 4122 variant
     return f"{value:032x}"

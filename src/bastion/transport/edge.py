@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.audit.event import AuditEvent, Decision, Outcome, caller_fields
+from bastion.entropy import random_bytes
 from bastion.principal import RequestInfo
 
 __all__ = [
@@ -147,7 +147,7 @@ class EdgeMiddleware:
             return
         started = perf_counter()
         supplied = header(scope, b"x-request-id")
-        request_id = supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id = supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else random_bytes(16).hex()
         info = RequestInfo(
             request_id=request_id,
             source_ip=client_address(scope, self.trusted_proxies),
