@@ -3,6 +3,7 @@ per-request check, remembered resolutions."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -82,9 +83,12 @@ def test_detached_or_missing_head(tmp_path: Path) -> None:
     assert read_ref_files(tmp_path)[3] is None
 
 
-async def test_current_checks_the_marker_every_time_and_the_rest_on_an_interval(bare: tuple[WorkRepo, Path]) -> None:
-    """The request path's check: a sync (which always replaces the marker last) is seen at once; HEAD or
-    packed-refs changed without the marker only once `full_check_interval` has passed."""
+async def test_current_checks_the_marker_each_loop_iteration_and_the_rest_on_an_interval(
+    bare: tuple[WorkRepo, Path],
+) -> None:
+    """The request path's check: a sync (which always replaces the marker last) is seen from the next event-loop
+    iteration on, so by any request sent after it ended; HEAD or packed-refs changed without the marker only once
+    `full_check_interval` has passed."""
     _, mirror = bare
     (mirror / SYNC_MARKER).write_text("synced\n")
     catfile = CatFile(mirror, timeout=30)
@@ -105,6 +109,8 @@ async def test_current_checks_the_marker_every_time_and_the_rest_on_an_interval(
         temp = mirror / "marker.tmp"
         temp.write_text("synced again\n")
         temp.replace(mirror / SYNC_MARKER)  # what a sync does last
+        assert patient.current() is table  # this iteration's look at the marker was taken before the sync ended
+        await asyncio.sleep(0)
         assert patient.current() is None
     finally:
         await catfile.aclose()

@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from bastion.auth.keys import KEY_LENGTH, KEY_PREFIX, ApiKeyRecord, KeyStore, keys_match, parse_key_id
 from bastion.errors import Unauthenticated
+from bastion.freshness import PerIteration
 from bastion.principal import Principal
 from bastion.store.db import is_sqlite
 
@@ -73,6 +74,7 @@ class ApiKeyAuthenticator:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _CachedKey] = {}
         self._watch = _CommitWatch(store) if watch_commits else None
+        self._version: PerIteration[int] = PerIteration()
         self._seen_version = self._watch.version() if self._watch else 0
 
     def accepts(self, token: str) -> bool:
@@ -126,7 +128,7 @@ class ApiKeyAuthenticator:
         """The store's commit counter; a change since the last request empties the cache."""
         if self._watch is None:
             return 0
-        version = self._watch.version()
+        version = self._version.get(self._watch.version)  # once per loop iteration (bastion.freshness)
         if version != self._seen_version:
             self._cache.clear()
             self._seen_version = version

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.errors import AmbiguousRef, InvalidInput, NotFound
+from bastion.freshness import PerIteration
 from bastion.repos.cache import LRU
 from bastion.repos.catfile import AmbiguousObjectName, CatFile
 from bastion.repos.names import is_full_sha, looks_like_sha
@@ -31,7 +32,8 @@ SYNC_MARKER = "bastion-sync"  # written into the mirror after each successful sy
 FULL_CHECK_INTERVAL = 0.05  # seconds between stats of packed-refs and HEAD (the marker is checked every time)
 _SIGNATURE_FILES = ("packed-refs", "HEAD", SYNC_MARKER)  # the marker last: `current()` compares it alone
 _NAMESPACES = (("refs/heads/", "branches"), ("refs/tags/", "tags"))
-_Signature = tuple[tuple[int, int, int] | None, ...]
+_StatSignature = tuple[int, int, int] | None
+_Signature = tuple[_StatSignature, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ def read_ref_files(git_dir: Path) -> tuple[dict[str, str], dict[str, str], set[s
     return targets, peeled, set(loose), _read_head(git_dir)
 
 
-def _stat_signature(path: str) -> tuple[int, int, int] | None:
+def _stat_signature(path: str) -> _StatSignature:
     try:
         stat = os.stat(path)
     except FileNotFoundError:
@@ -128,6 +130,7 @@ class RefWatcher:
         self._marker_path = self._paths[-1]
         self._signature: _Signature | None = None
         self._next_full_check = 0.0  # time.monotonic() value
+        self._marker: PerIteration[_StatSignature] = PerIteration()
         self.table: RefTable | None = None
 
     def signature(self) -> _Signature:
@@ -141,13 +144,18 @@ class RefWatcher:
 
     def current(self) -> RefTable | None:
         """The loaded table when it is certainly current, else None (then `changed()` decides). The request
-        path's check: the marker's stat every time, the other files' at most every `full_check_interval`."""
+        path's check: the marker's stat once per event-loop iteration, the other files' at most every
+        `full_check_interval`."""
         table, signature = self.table, self._signature
         if table is None or signature is None:
             return None
-        if _stat_signature(self._marker_path) != signature[-1] or time.monotonic() >= self._next_full_check:
+        marker = self._marker.get(self._stat_marker)  # once per loop iteration (bastion.freshness)
+        if marker != signature[-1] or time.monotonic() >= self._next_full_check:
             return None
         return table
+
+    def _stat_marker(self) -> _StatSignature:
+        return _stat_signature(self._marker_path)
 
     async def load(self, catfile: CatFile, signature: _Signature) -> RefTable:
         targets, peeled, loose, default_branch = read_ref_files(self.git_dir)
