@@ -146,7 +146,7 @@ async def test_arguments_the_sdk_refuses_are_left_to_it(
 
 
 def _shapes(key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
-    """Requests the direct layer must leave to the SDK, with the headers they are sent with."""
+    """Unusual requests, with the headers they are sent with: the direct layer leaves most of them to the SDK."""
     name = "get_file_contents"
     arguments = {"owner": "acme", "repo": "handbook", "path": "README.md"}
     headers = modern_headers(key, name=name)
@@ -174,6 +174,8 @@ def _shapes(key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
         "not JSON content": (json.dumps(call).encode(), {**headers, "Content-Type": "text/plain"}),
         "unknown tool": (tool_call("delete_repository", {}, meta=envelope()), modern_headers(key, name="nope")),
         "no clientInfo": (json.dumps(no_client_info).encode(), headers),
+        "a 70-bit id": (json.dumps({**call, "id": 2**70}).encode(), headers),
+        "a string id": (json.dumps({**call, "id": "call-7"}).encode(), headers),
     }
 
 
@@ -183,8 +185,9 @@ async def test_requests_the_layer_does_not_answer_reach_the_sdk_whole(deployment
         answered_directly[label] = await _both(
             deployment, "get_file_contents", body, headers, re.sub(r"[^A-Za-z0-9]+", "-", label)
         )
-    # A call without clientInfo is one the layer answers (it is optional); every other shape is the SDK's.
-    assert answered_directly == {label: int(label == "no clientInfo") for label in answered_directly}
+    # clientInfo is optional and an id may be any string or integer: the layer answers those; the rest is the SDK's.
+    answered = ("no clientInfo", "a 70-bit id", "a string id")
+    assert answered_directly == {label: int(label in answered) for label in answered_directly}
 
 
 async def test_sse_mode_keeps_a_long_call_alive_and_answers_in_one_event(

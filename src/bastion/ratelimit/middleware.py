@@ -30,7 +30,7 @@ from bastion.principal import Principal, RequestInfo
 from bastion.ratelimit.limiter import RateLimiter, Refusal
 from bastion.ratelimit.rules import RateLimitRules
 from bastion.transport.authn import PRINCIPAL_KEY
-from bastion.transport.body import read_body, replay
+from bastion.transport.body import decode_json, read_body, replay
 from bastion.transport.edge import REQUEST_INFO_KEY
 
 __all__ = ["RATE_LIMITED_CODE", "JsonRpcCall", "RateLimitMiddleware", "parse_call", "refusal_body"]
@@ -52,14 +52,11 @@ class JsonRpcCall:
 _NOT_JSONRPC = JsonRpcCall()
 
 
-def parse_call(body: bytes) -> JsonRpcCall:
+def parse_call(body: bytes, scope: Scope | None = None) -> JsonRpcCall:
     """The method, tool name (for tools/call) and id of a JSON-RPC request body."""
     if not body:
         return _NOT_JSONRPC
-    try:
-        decoded: Any = json.loads(body)
-    except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and huge integers too
-        return _NOT_JSONRPC
+    decoded: Any = decode_json({} if scope is None else scope, body)
     if not isinstance(decoded, dict):
         return _NOT_JSONRPC  # a batch, which the SDK refuses: it spends the protocol bucket like any other request
     message: dict[str, Any] = decoded
@@ -119,7 +116,7 @@ class RateLimitMiddleware:
             body = await read_body(receive)
             if body is None:
                 return  # nobody is waiting for an answer
-            call = parse_call(body)
+            call = parse_call(body, scope)
             receive = replay(body, receive)
         principal = scope.get(PRINCIPAL_KEY)
         info = scope.get(REQUEST_INFO_KEY)

@@ -5,19 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from mcp_types import CallToolResult, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from bastion.repos.types import CommitSummary, FileDiff, TreeEntry
 from bastion.tools.models import CommitOut, FileDiffOut, TreeEntryOut
 
-__all__ = ["commit_out", "diff_out", "entry_out", "iso", "result"]
+__all__ = ["ShapedResult", "commit_out", "diff_out", "entry_out", "iso", "result"]
+
+
+class ShapedResult(CallToolResult):
+    """A tool result whose structured content is the JSON dump of an instance of `shape()`, so it matches that
+    model's schema by construction (bastion.transport.direct relies on this instead of validating it again)."""
+
+    _shape: type[BaseModel] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def of(cls, structured: BaseModel, text: str) -> ShapedResult:
+        made = cls(content=[TextContent(type="text", text=text)], structured_content=structured.model_dump(mode="json"))
+        made._shape = type(structured)
+        return made
+
+    def shape(self) -> type[BaseModel] | None:
+        return self._shape
 
 
 def result(structured: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content=structured.model_dump(mode="json"),
-    )
+    return ShapedResult.of(structured, text)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive
+import json
+from typing import Any
 
-__all__ = ["read_body", "replay"]
+from starlette.types import Message, Receive, Scope
+
+__all__ = ["NOT_JSON", "decode_json", "read_body", "replay"]
+
+_DECODED_KEY = "bastion.decoded_body"
+NOT_JSON: Any = object()  # what decode_json returns for a body that is not JSON
 
 
 async def read_body(receive: Receive) -> bytes | None:
@@ -31,3 +37,17 @@ def replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def decode_json(scope: Scope, body: bytes) -> Any:
+    """`json.loads(body)`, or NOT_JSON; remembered in the scope, so the next layer that reads the same body (the
+    rate limiter, then the direct tools/call path) does not decode it again. Callers must not change it."""
+    remembered = scope.get(_DECODED_KEY)
+    if remembered is not None and remembered[0] == body:
+        return remembered[1]
+    try:
+        decoded: Any = json.loads(body)
+    except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and huge integers too
+        decoded = NOT_JSON
+    scope[_DECODED_KEY] = (body, decoded)
+    return decoded

@@ -5,8 +5,10 @@ validates the request and its result against the protocol's surface models sever
 CPU per call on this machine, more than our whole governance (docs/benchmarks.md). This layer answers the one
 request that matters for throughput, a modern `tools/call` of a governed tool, with the SDK's own parts:
 
-- the request is checked by the SDK's inbound ladder (`classify_inbound_request`), its duplicate-header rule, its
-  Accept and DNS-rebinding checks, and its surface validation of `tools/call` params;
+- the request is checked by the SDK's inbound ladder (`classify_inbound_request`), its duplicate-header rule and
+  its surface validation of `tools/call` params, and by the SDK's Accept and DNS-rebinding rules (restated here
+  without its warning log, which the SDK writes when it refuses the request; tests/transport/test_direct.py
+  holds the two to the same verdicts);
 - the arguments are validated by the tool's own SDK model (`FuncMetadata.validate_arguments`), the registered
   tool function is called, and its result converted and checked against the output schema by the SDK
   (`FuncMetadata.convert_result`);
@@ -19,32 +21,31 @@ commits to an event stream with keep-alive pings.
 Anything else is handed to the SDK untouched, with the body it came with: other methods, other eras, `Mcp-Param-*`
 headers, multi-round-trip fields, a tool we do not govern, and every request that any of the checks above would
 refuse (the SDK answers it, in its own words, and our layers audit it as before). With tracing on, calls go
-through the SDK too, so its `tools/call` span stays in the trace. tests/transport/test_direct.py holds both paths
-to the same answers.
+through the SDK too, so its `tools/call` span stays in the trace. tests/e2e/test_direct_calls.py holds both paths
+to the same answers and audit records.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import anyio
+import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, find_duplicated_routing_header
 from mcp_types import SERVER_INFO_META_KEY, CallToolResult, Implementation, TextContent
 from mcp_types import methods as protocol_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
-from pydantic_core import to_json
-from starlette.requests import Request
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.tools.call import DIRECT_CALLER, DirectCaller
-from bastion.transport.body import read_body, replay
+from bastion.tools.results import ShapedResult
+from bastion.transport.body import decode_json, read_body, replay
 
 __all__ = ["DirectToolCalls"]
 
@@ -67,19 +68,56 @@ def _allowed(value: str, allowed: list[str]) -> bool:
     return value in allowed or any(pattern.endswith(":*") and value.startswith(pattern[:-1]) for pattern in allowed)
 
 
-def _passes(security: TransportSecuritySettings, request: Request) -> bool:
+def _passes(security: TransportSecuritySettings, headers: dict[str, str]) -> bool:
     """The SDK's transport-security check (Content-Type, and Host and Origin against DNS rebinding), without its
     warning: a request that fails it goes on to the SDK, which refuses it and logs that once."""
-    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+    if not headers.get("content-type", "").lower().startswith("application/json"):
         return False
     if not security.enable_dns_rebinding_protection:
         return True
-    host, origin = request.headers.get("host"), request.headers.get("origin")
+    host, origin = headers.get("host"), headers.get("origin")
     return (
         bool(host)
         and _allowed(host or "", security.allowed_hosts)
         and (not origin or _allowed(origin, security.allowed_origins))
     )
+
+
+def _accepts(accept: str) -> tuple[bool, bool]:
+    """(JSON, SSE) acceptable, by the SDK's reading of Accept (`check_accept_headers`: wildcards count)."""
+    types = {media.split(";")[0].strip().lower() for media in accept.split(",")}
+    anything = "*/*" in types
+    return (
+        anything or "application/json" in types or "application/*" in types,
+        anything or "text/event-stream" in types or "text/*" in types,
+    )
+
+
+def _fields(model: type[BaseModel]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def _surface_is_ours(version: str) -> bool:
+    """Whether the SDK's surface serializer for tools/call at `version` can only hand back our result's own dump:
+    its CallToolResult and TextContent have exactly the fields of the models our results are made of, neither of
+    ours keeps extra fields, and our results hold nothing but text content (tools/results.py, tools/call.py)."""
+    surface = protocol_methods.SERVER_RESULTS.get(("tools/call", version))
+    members = {model.__name__: model for model in get_args(surface) or (surface,) if isinstance(model, type)}
+    theirs = members.get("CallToolResult"), _content_model(members.get("CallToolResult"))
+    ours = (CallToolResult, TextContent)
+    return all(
+        model is not None and _fields(model) == _fields(mine) and mine.model_config.get("extra") in (None, "ignore")
+        for model, mine in zip(theirs, ours, strict=True)
+    )
+
+
+def _content_model(result: type[BaseModel] | None) -> type[BaseModel] | None:
+    """The TextContent member of a CallToolResult model's content blocks."""
+    if result is None:
+        return None
+    block = get_args(result.model_fields["content"].annotation)
+    members = get_args(block[0]) if block else ()
+    return next((model for model in members if getattr(model, "__name__", "") == "TextContent"), None)
 
 
 def _client_info(route: InboundModernRoute) -> Implementation | None:
@@ -135,6 +173,7 @@ class DirectToolCalls:
         # The server's identity, stamped on every result. The SDK deep-copies it per response so that no handler
         # can change it; here the answer is encoded at once and nothing holds the dict, so one copy serves all.
         self.stamp = server_info.server_info_stamp
+        self.plain_versions = frozenset(version for version in _MODERN if _surface_is_ours(version))
         # What the SDK would hand the tool function. Ours take the caller from DIRECT_CALLER and never touch it.
         self.context: Context[Any, Any] = Context()
         self.security = security
@@ -214,14 +253,14 @@ class DirectToolCalls:
 
     def _parse(self, scope: Scope, body: bytes) -> _Call | None:
         """The call, or None for the SDK to answer (including every refusal)."""
-        request = Request(scope)
-        has_json, has_sse = check_accept_headers(request)
-        if not has_json or not (self.json_response or has_sse) or not _passes(self.security, request):
+        headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
+        first: dict[str, str] = {}
+        for key, value in headers:
+            first.setdefault(key, value)  # a header given twice reads as its first value, as Starlette's get()
+        has_json, has_sse = _accepts(first.get("accept", ""))
+        if not has_json or not (self.json_response or has_sse) or not _passes(self.security, first):
             return None
-        try:
-            decoded: Any = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
+        decoded: Any = decode_json(scope, body)
         if not isinstance(decoded, dict) or not _ENVELOPE_KEYS.issuperset(cast(dict[str, Any], decoded)):
             return None
         message = cast(dict[str, Any], decoded)
@@ -237,7 +276,6 @@ class DirectToolCalls:
         params = cast(dict[str, Any], params)
         if any(params.get(name) is not None for name in _MULTI_ROUND_FIELDS):
             return None
-        headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
         if find_duplicated_routing_header(headers) is not None:
             return None
         route = classify_inbound_request(message, headers=dict(headers))
@@ -264,7 +302,9 @@ class DirectToolCalls:
         token = DIRECT_CALLER.set(DirectCaller(scope, _client_info(route)))
         try:
             kwargs = {**call.arguments, cast(str, call.tool.context_kwarg): self.context}
-            result = call.tool.fn_metadata.convert_result(await call.tool.fn(**kwargs))
+            result = await call.tool.fn(**kwargs)
+            if not (isinstance(result, ShapedResult) and result.shape() is call.tool.fn_metadata.output_model):
+                result = call.tool.fn_metadata.convert_result(result)  # the SDK's check of the output schema
         except Exception:
             # What the SDK answers for a tool that crashed: no detail on the wire, the traceback in the log.
             logger.exception("Tool %r raised an unexpected exception", call.tool.name)
@@ -273,7 +313,8 @@ class DirectToolCalls:
         finally:
             DIRECT_CALLER.reset(token)
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        dumped = protocol_methods.serialize_server_result("tools/call", route.protocol_version, dumped)
+        if route.protocol_version not in self.plain_versions:
+            dumped = protocol_methods.serialize_server_result("tools/call", route.protocol_version, dumped)
         if dumped.get("resultType") is None:
             dumped["resultType"] = "complete"
         meta = dumped.get("_meta")
@@ -281,6 +322,10 @@ class DirectToolCalls:
             dumped["_meta"] = {SERVER_INFO_META_KEY: self.stamp}
         elif cast(dict[str, Any], meta).get(SERVER_INFO_META_KEY) is None:
             dumped["_meta"] = {**cast(dict[str, Any], meta), SERVER_INFO_META_KEY: self.stamp}
-        # The SDK writes with json.dumps; pydantic's encoder writes the same JSON (non-ASCII as UTF-8 rather than
-        # \u escapes) in a third of the time: for a 10 KB file, about 35 µs of a call.
-        return to_json({"jsonrpc": "2.0", "id": call.request_id, "result": dumped})
+        answer = {"jsonrpc": "2.0", "id": call.request_id, "result": dumped}
+        # The SDK writes with json.dumps. orjson writes the same JSON (non-ASCII as UTF-8 rather than \u escapes)
+        # several times faster: for a 10 KB file, about 40 µs of a call. It refuses integers beyond 64 bits.
+        try:
+            return orjson.dumps(answer)
+        except TypeError:
+            return json.dumps(answer, separators=(",", ":")).encode()
