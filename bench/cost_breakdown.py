@@ -7,9 +7,10 @@ in the event loop thread, in other threads (the audit writers) and in child proc
     bare              the bare MCPServer of bench/bare_server.py
     sdk+tools         our MCPServer (tool signatures, the audit extension) without our HTTP layers; tool body stubbed
     sdk+audit         sdk+tools, with each call still going through run_tool's envelope: the caller's identity,
-                      the audit event sealed into the chain and awaited in the durable spool, metrics. The floor
-                      of a governed call on this SDK: no HTTP layer, no policy, no read, only the audit guarantee
-    http+sdk+tools    the whole app (edge, authentication, ...) with the tool body stubbed
+                      the audit event sealed into the chain and awaited in the durable spool, metrics, through
+                      the SDK's own runner: no HTTP layer, no policy, no read, only the audit guarantee
+    http+tools        the whole app (edge, authentication, rate limit, the direct tools/call path) with the tool
+                      body stubbed
     governed          the whole governed path
     no-audit          governed, with the audit record dropped (nothing sealed, spooled or written)
     no-spool-write    governed, with the audit spool's log write() skipped: events are still built, sealed into
@@ -53,7 +54,7 @@ VARIANTS = (
     "bare",
     "sdk+tools",
     "sdk+audit",
-    "http+sdk+tools",
+    "http+tools",
     "governed",
     "no-audit",
     "no-spool-write",
@@ -93,7 +94,7 @@ def build_variant(variant: str, data_dir: Path, content: str) -> App:
     from bastion.app import build_runtime, create_app
     from bastion.config import Settings
 
-    if variant in ("sdk+tools", "sdk+audit", "http+sdk+tools"):
+    if variant in ("sdk+tools", "sdk+audit", "http+tools"):
         real_run_tool = bastion.server.run_tool
         remembered: dict[str, Any] = {}
 
@@ -277,13 +278,16 @@ def marginal_costs(total: dict[str, float]) -> dict[str, float]:
     pairs = {
         "SDK cost of our tool definitions (sdk+tools - bare)": ("sdk+tools", "bare"),
         "the audit guarantee alone, on the SDK (sdk+audit - sdk+tools)": ("sdk+audit", "sdk+tools"),
-        "our HTTP layers (http+sdk+tools - sdk+tools)": ("http+sdk+tools", "sdk+tools"),
-        "the tool body, all of it (governed - http+sdk+tools)": ("governed", "http+sdk+tools"),
+        "our HTTP layers and direct tools/call path, against the SDK (http+tools - sdk+tools)": (
+            "http+tools",
+            "sdk+tools",
+        ),
+        "the tool body, all of it (governed - http+tools)": ("governed", "http+tools"),
         "  of which audit (governed - no-audit)": ("governed", "no-audit"),
         "    of which the spool's durable write (governed - no-spool-write)": ("governed", "no-spool-write"),
         "  of which the git read (governed - no-git-read)": ("governed", "no-git-read"),
         "  of which ref resolution (governed - no-ref-resolve)": ("governed", "no-ref-resolve"),
-        "  policy, validation, results (tool-layer-only - http+sdk+tools)": ("tool-layer-only", "http+sdk+tools"),
+        "  policy, validation, results (tool-layer-only - http+tools)": ("tool-layer-only", "http+tools"),
     }
     return {label: total[a] - total[b] for label, (a, b) in pairs.items() if a in total and b in total}
 

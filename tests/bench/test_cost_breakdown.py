@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 def test_every_variant_answers_the_request_it_measures(tmp_path: Path) -> None:
     output = tmp_path / "costs.json"
-    variants = ["bare", "sdk+tools", "sdk+audit", "http+sdk+tools", "governed", "tool-layer-only"]
+    variants = ["bare", "sdk+tools", "sdk+audit", "http+tools", "governed", "tool-layer-only"]
     argv = [sys.executable, str(BENCH / "cost_breakdown.py"), "--rounds", "1", "--requests", "32"]
     done = subprocess.run(
         [*argv, "--output", str(output), "--variants", *variants],

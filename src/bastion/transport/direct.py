@@ -11,9 +11,10 @@ request that matters for throughput, a modern `tools/call` of a governed tool, w
   holds the two to the same verdicts);
 - the arguments are validated by the tool's own SDK model (`FuncMetadata.validate_arguments`), the registered
   tool function is called, and its result converted and checked against the output schema by the SDK
-  (`FuncMetadata.convert_result`);
-- the result is shaped by the SDK's surface serializer, gets `resultType` and the `serverInfo` stamp, exactly as
-  the SDK's runner does.
+  (`FuncMetadata.convert_result`), unless it was built from that very model (`ShapedResult`);
+- the result is shaped by the SDK's surface serializer (unless that version's surface models have exactly our
+  models' fields, checked at start-up, so it could change nothing), gets `resultType` and the `serverInfo` stamp,
+  as the SDK's runner does.
 
 In SSE mode it keeps the SDK's behaviour too: a call that ends within 15 s is answered as plain JSON, a longer one
 commits to an event stream with keep-alive pings.
