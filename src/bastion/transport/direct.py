@@ -6,9 +6,8 @@ CPU per call on this machine, more than our whole governance (docs/benchmarks.md
 request that matters for throughput, a modern `tools/call` of a governed tool, with the SDK's own parts:
 
 - the request is checked by the SDK's inbound ladder (`classify_inbound_request`), its duplicate-header rule and
-  its surface validation of `tools/call` params, and by the SDK's Accept and DNS-rebinding rules (restated here
-  without its warning log, which the SDK writes when it refuses the request; tests/transport/test_direct.py
-  holds the two to the same verdicts);
+  its surface validation of `tools/call` params, and by the SDK's Accept and DNS-rebinding rules (restated in
+  transport/sdk_rules.py without the warning the SDK logs when it refuses a request);
 - the arguments are validated by the tool's own SDK model (`FuncMetadata.validate_arguments`), the registered
   tool function is called, and its result converted and checked against the output schema by the SDK
   (`FuncMetadata.convert_result`), unless it was built from that very model (`ShapedResult`);
@@ -30,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import anyio
 import orjson
@@ -41,12 +40,13 @@ from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, fin
 from mcp_types import SERVER_INFO_META_KEY, CallToolResult, Implementation, TextContent
 from mcp_types import methods as protocol_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.tools.call import DIRECT_CALLER, DirectCaller
 from bastion.tools.results import ShapedResult
 from bastion.transport.body import decode_json, read_body, replay
+from bastion.transport.sdk_rules import accepts, passes_transport_security, surface_is_ours
 
 __all__ = ["DirectToolCalls"]
 
@@ -63,62 +63,6 @@ _SSE_HEADERS = [
     (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-def _allowed(value: str, allowed: list[str]) -> bool:
-    return value in allowed or any(pattern.endswith(":*") and value.startswith(pattern[:-1]) for pattern in allowed)
-
-
-def _passes(security: TransportSecuritySettings, headers: dict[str, str]) -> bool:
-    """The SDK's transport-security check (Content-Type, and Host and Origin against DNS rebinding), without its
-    warning: a request that fails it goes on to the SDK, which refuses it and logs that once."""
-    if not headers.get("content-type", "").lower().startswith("application/json"):
-        return False
-    if not security.enable_dns_rebinding_protection:
-        return True
-    host, origin = headers.get("host"), headers.get("origin")
-    return (
-        bool(host)
-        and _allowed(host or "", security.allowed_hosts)
-        and (not origin or _allowed(origin, security.allowed_origins))
-    )
-
-
-def _accepts(accept: str) -> tuple[bool, bool]:
-    """(JSON, SSE) acceptable, by the SDK's reading of Accept (`check_accept_headers`: wildcards count)."""
-    types = {media.split(";")[0].strip().lower() for media in accept.split(",")}
-    anything = "*/*" in types
-    return (
-        anything or "application/json" in types or "application/*" in types,
-        anything or "text/event-stream" in types or "text/*" in types,
-    )
-
-
-def _fields(model: type[BaseModel]) -> set[str]:
-    return {field.alias or name for name, field in model.model_fields.items()}
-
-
-def _surface_is_ours(version: str) -> bool:
-    """Whether the SDK's surface serializer for tools/call at `version` can only hand back our result's own dump:
-    its CallToolResult and TextContent have exactly the fields of the models our results are made of, neither of
-    ours keeps extra fields, and our results hold nothing but text content (tools/results.py, tools/call.py)."""
-    surface = protocol_methods.SERVER_RESULTS.get(("tools/call", version))
-    members = {model.__name__: model for model in get_args(surface) or (surface,) if isinstance(model, type)}
-    theirs = members.get("CallToolResult"), _content_model(members.get("CallToolResult"))
-    ours = (CallToolResult, TextContent)
-    return all(
-        model is not None and _fields(model) == _fields(mine) and mine.model_config.get("extra") in (None, "ignore")
-        for model, mine in zip(theirs, ours, strict=True)
-    )
-
-
-def _content_model(result: type[BaseModel] | None) -> type[BaseModel] | None:
-    """The TextContent member of a CallToolResult model's content blocks."""
-    if result is None:
-        return None
-    block = get_args(result.model_fields["content"].annotation)
-    members = get_args(block[0]) if block else ()
-    return next((model for model in members if getattr(model, "__name__", "") == "TextContent"), None)
 
 
 def _client_info(route: InboundModernRoute) -> Implementation | None:
@@ -174,7 +118,7 @@ class DirectToolCalls:
         # The server's identity, stamped on every result. The SDK deep-copies it per response so that no handler
         # can change it; here the answer is encoded at once and nothing holds the dict, so one copy serves all.
         self.stamp = server_info.server_info_stamp
-        self.plain_versions = frozenset(version for version in _MODERN if _surface_is_ours(version))
+        self.plain_versions = frozenset(version for version in _MODERN if surface_is_ours(version))
         # What the SDK would hand the tool function. Ours take the caller from DIRECT_CALLER and never touch it.
         self.context: Context[Any, Any] = Context()
         self.security = security
@@ -258,8 +202,8 @@ class DirectToolCalls:
         first: dict[str, str] = {}
         for key, value in headers:
             first.setdefault(key, value)  # a header given twice reads as its first value, as Starlette's get()
-        has_json, has_sse = _accepts(first.get("accept", ""))
-        if not has_json or not (self.json_response or has_sse) or not _passes(self.security, first):
+        has_json, has_sse = accepts(first.get("accept", ""))
+        if not has_json or not (self.json_response or has_sse) or not passes_transport_security(self.security, first):
             return None
         decoded: Any = decode_json(scope, body)
         if not isinstance(decoded, dict) or not _ENVELOPE_KEYS.issuperset(cast(dict[str, Any], decoded)):

@@ -1,4 +1,4 @@
-"""The rules bastion.transport.direct restates from the SDK give the SDK's verdicts (the whole path is compared
+"""The SDK's rules as bastion.transport.sdk_rules restates them give the SDK's verdicts (the whole path is compared
 with the SDK's over HTTP in tests/e2e/test_direct_calls.py)."""
 
 from __future__ import annotations
@@ -12,13 +12,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from mcp_types import methods as protocol_methods
 from starlette.requests import Request
 
-from bastion.tools.models import TreeEntryOut
-from bastion.tools.results import ShapedResult, result
-from bastion.transport.direct import (  # pyright: ignore[reportPrivateUsage]
-    _accepts,
-    _passes,
-    _surface_is_ours,
-)
+from bastion.transport.sdk_rules import accepts, passes_transport_security, surface_is_ours
 
 ACCEPTS = [
     "",
@@ -43,7 +37,7 @@ def _request(headers: list[tuple[str, str]]) -> Request:
 
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_accept_is_read_as_the_sdk_reads_it(accept: str) -> None:
-    assert _accepts(accept) == check_accept_headers(_request([("accept", accept)]))
+    assert accepts(accept) == check_accept_headers(_request([("accept", accept)]))
 
 
 SECURITY = TransportSecuritySettings(
@@ -87,29 +81,18 @@ async def test_transport_security_gives_the_sdks_verdicts(enabled: bool) -> None
             if value is not None
         ]
         expected = await sdk.validate_request(_request(headers), is_post=True) is None
-        assert _passes(settings, dict(headers)) is expected, (host, origin, content_type)
+        assert passes_transport_security(settings, dict(headers)) is expected, (host, origin, content_type)
         checked += 1
     assert checked == len(HOSTS) * len(ORIGINS) * len(TYPES)
 
 
 def test_the_surface_serializer_is_skipped_only_where_it_could_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _surface_is_ours("2026-07-28")
-    assert not _surface_is_ours("2099-01-01")  # a version with no tools/call surface
+    assert surface_is_ours("2026-07-28")
+    assert not surface_is_ours("2099-01-01")  # a version with no tools/call surface
 
     class CallToolResult(mcp_types.CallToolResult):  # a surface with a field our results do not have
         cost: int | None = None
 
     surface = {**protocol_methods.SERVER_RESULTS, ("tools/call", "2026-07-28"): CallToolResult}
     monkeypatch.setattr(protocol_methods, "SERVER_RESULTS", surface)
-    assert not _surface_is_ours("2026-07-28")
-
-
-def test_a_shaped_result_names_the_model_its_structured_content_was_dumped_from() -> None:
-    shaped = result(TreeEntryOut(path="a", type="blob", size=1, sha="0" * 40, mode="100644"), "a")
-    assert isinstance(shaped, ShapedResult)
-    assert shaped.shape() is TreeEntryOut
-    assert shaped.structured_content == {"path": "a", "type": "blob", "size": 1, "sha": "0" * 40, "mode": "100644"}
-    # the wire form carries nothing of it
-    assert shaped.model_dump(by_alias=True, exclude_none=True) == mcp_types.CallToolResult(
-        content=shaped.content, structured_content=shaped.structured_content
-    ).model_dump(by_alias=True, exclude_none=True)
+    assert not surface_is_ours("2026-07-28")
