@@ -334,7 +334,8 @@ def main() -> int:
     bare = medians.get("bare", {}).get("total_us")
     print(f"  {'variant':<16} {'event loop':>10} {'threads':>8} {'children':>9} {'total':>7} {'bare/this':>9}")
     for variant, values in medians.items():
-        ratio = f"{bare / values['total_us']:.2f}" if bare else "-"
+        # A short run can measure no CPU at all for a cheap variant (the clock counts in ticks): no ratio then.
+        ratio = f"{bare / values['total_us']:.2f}" if bare and values["total_us"] > 0 else "-"
         print(
             f"  {variant:<16} {values['main_thread_us']:>10.0f} {values['other_threads_us']:>8.0f} "
             f"{values['children_us']:>9.0f} {values['total_us']:>7.0f} {ratio:>9}"

@@ -95,6 +95,19 @@ def _watched(deployment: Deployment, enabled: bool) -> Generator[_Counted]:
         del layer._answer  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
 
 
+@pytest.fixture(params=["sse", "json"])
+def mode(deployment: Deployment, request: pytest.FixtureRequest) -> Generator[str]:
+    """The shared deployment serves SSE mode (the default); "json" switches both paths to JSON-response mode, as
+    `server.json_response` does, for the test's duration."""
+    layer, manager = _layer(deployment.app), deployment.runtime.mcp.session_manager
+    was = layer.json_response, manager.json_response
+    layer.json_response = manager.json_response = request.param == "json"
+    try:
+        yield str(request.param)
+    finally:
+        layer.json_response, manager.json_response = was
+
+
 async def _exchange(
     deployment: Deployment, body: bytes, headers: dict[str, str], request_id: str
 ) -> tuple[int, str, Any, list[AuditEvent]]:
@@ -130,9 +143,11 @@ async def _both(deployment: Deployment, name: str, body: bytes, headers: dict[st
 
 
 @pytest.mark.parametrize(("name", "arguments"), ANSWERED_DIRECTLY)
-async def test_a_direct_answer_is_the_sdks_answer(deployment: Deployment, name: str, arguments: dict[str, Any]) -> None:
+async def test_a_direct_answer_is_the_sdks_answer(
+    deployment: Deployment, mode: str, name: str, arguments: dict[str, Any]
+) -> None:
     body = tool_call(name, arguments, meta=envelope())
-    label = f"{name}-{abs(hash(json.dumps(arguments, sort_keys=True)))}"
+    label = f"{mode}-{name}-{abs(hash(json.dumps(arguments, sort_keys=True)))}"
     assert await _both(deployment, name, body, modern_headers(deployment.keys["alice"], name=name), label) == 1
 
 
@@ -143,6 +158,11 @@ async def test_arguments_the_sdk_refuses_are_left_to_it(
     body = tool_call(name, arguments, meta=envelope())
     label = f"refused-{name}-{len(json.dumps(arguments))}"
     assert await _both(deployment, name, body, modern_headers(deployment.keys["alice"], name=name), label) == 0
+
+
+def _with_capabilities(call: dict[str, Any], capabilities: Any) -> bytes:
+    meta = {**call["params"]["_meta"], "io.modelcontextprotocol/clientCapabilities": capabilities}
+    return json.dumps({**call, "params": {**call["params"], "_meta": meta}}).encode()
 
 
 def _shapes(key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -162,7 +182,7 @@ def _shapes(key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
         "id is a bool": (json.dumps({**call, "id": True}).encode(), headers),
         "an extra member": (json.dumps({**call, "extra": 1}).encode(), headers),
         "a notification": (json.dumps({k: v for k, v in call.items() if k != "id"}).encode(), headers),
-        "json only, in SSE mode": (json.dumps(call).encode(), {**headers, "Accept": "application/json"}),
+        "Accept: JSON only": (json.dumps(call).encode(), {**headers, "Accept": "application/json"}),
         "an Mcp-Param header": (json.dumps(call).encode(), {**headers, "Mcp-Param-Owner": "acme"}),
         "requestState": (
             json.dumps({**call, "params": {**call["params"], "requestState": "forged"}}).encode(),
@@ -175,18 +195,24 @@ def _shapes(key: str) -> dict[str, tuple[bytes, dict[str, str]]]:
         "unknown tool": (tool_call("delete_repository", {}, meta=envelope()), modern_headers(key, name="nope")),
         "no clientInfo": (json.dumps(no_client_info).encode(), headers),
         "a 70-bit id": (json.dumps({**call, "id": 2**70}).encode(), headers),
+        # capabilities the params' surface lets through but the SDK's connection refuses: the audit record then
+        # names the User-Agent, not the clientInfo, on both paths (found by a probe)
+        "odd capabilities": (_with_capabilities(call, {"tasks": 5}), headers),
+        "odd roots": (_with_capabilities(call, {"roots": {"listChanged": "maybe"}}), headers),
         "a string id": (json.dumps({**call, "id": "call-7"}).encode(), headers),
     }
 
 
-async def test_requests_the_layer_does_not_answer_reach_the_sdk_whole(deployment: Deployment) -> None:
+async def test_requests_the_layer_does_not_answer_reach_the_sdk_whole(deployment: Deployment, mode: str) -> None:
     answered_directly: dict[str, int] = {}
     for label, (body, headers) in _shapes(deployment.keys["alice"]).items():
         answered_directly[label] = await _both(
-            deployment, "get_file_contents", body, headers, re.sub(r"[^A-Za-z0-9]+", "-", label)
+            deployment, "get_file_contents", body, headers, re.sub(r"[^A-Za-z0-9]+", "-", f"{mode} {label}")
         )
     # clientInfo is optional and an id may be any string or integer: the layer answers those; the rest is the SDK's.
-    answered = ("no clientInfo", "a 70-bit id", "a string id")
+    answered = ["no clientInfo", "a 70-bit id", "a string id", "odd capabilities", "odd roots"]
+    if mode == "json":
+        answered.append("Accept: JSON only")  # enough in JSON mode; SSE mode needs text/event-stream too
     assert answered_directly == {label: int(label in answered) for label in answered_directly}
 
 

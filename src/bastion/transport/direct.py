@@ -37,7 +37,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, find_duplicated_routing_header
-from mcp_types import SERVER_INFO_META_KEY, CallToolResult, Implementation, TextContent
+from mcp_types import SERVER_INFO_META_KEY, CallToolResult, ClientCapabilities, Implementation, TextContent
 from mcp_types import methods as protocol_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -66,10 +66,12 @@ _SSE_HEADERS = [
 
 
 def _client_info(route: InboundModernRoute) -> Implementation | None:
-    """The envelope's clientInfo as the SDK's connection types it (params passed surface validation already)."""
+    """The envelope's clientInfo as the SDK's connection keeps it (`Connection.from_envelope`): only when both it
+    and the client capabilities pass the SDK's models, which are stricter than the params' surface validation."""
     if route.client_info is None:
         return None
     try:
+        ClientCapabilities.model_validate(route.client_capabilities, by_name=False)
         return Implementation.model_validate(route.client_info, by_name=False)
     except ValidationError:
         return None
