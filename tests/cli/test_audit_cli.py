@@ -11,10 +11,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 from tests.audit.helpers import Sealer
+from tests.support.moto import moto_with_fake_credentials
 from typer.testing import CliRunner
 
+from bastion.audit.cloudwatch import CloudWatchAuditSink
 from bastion.audit.event import AuditEvent
 from bastion.audit.jsonl import JsonlAuditSink
 from bastion.audit.sqlite import SqliteAuditSink
@@ -288,3 +291,30 @@ def test_a_since_before_the_calendar_is_refused_not_a_traceback(data_dir: Path, 
     code, _, err = _audit(data_dir, "search", "--since", since)
     assert code != 0
     assert f"--since {since!r}: use a duration back from now" in " ".join(err.split())
+
+
+def test_following_a_sink_that_cannot_be_followed_is_refused_before_anything_is_printed(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    group = "/mcp-bastion/test/tail"
+    with moto_with_fake_credentials(tmp_path / "moto") as moto:
+        boto3.client("logs", endpoint_url=moto.endpoint_url, region_name="us-east-1").create_log_group(
+            logGroupName=group
+        )
+        CloudWatchAuditSink(group, endpoint_url=moto.endpoint_url, region="us-east-1").write(
+            Sealer("cw0instance00000")([AuditEvent(subject="zoe", tool="list_repositories")])
+        )
+        env = {
+            "BASTION_AUDIT__CLOUDWATCH__LOG_GROUP": group,
+            "BASTION_AUDIT__CLOUDWATCH__ENDPOINT_URL": moto.endpoint_url,
+            "BASTION_AUDIT__CLOUDWATCH__REGION": "us-east-1",
+        }
+        argv = ["--data-dir", str(data_dir), "audit", "tail", "--sink", "cloudwatch"]
+        shown = runner.invoke(app, argv, env=env)
+        followed = runner.invoke(app, [*argv, "-f"], env=env)
+    assert shown.exit_code == 0, shown.stderr
+    assert "zoe" in shown.stdout  # the sink answers tail
+    assert followed.exit_code == 1
+    assert followed.stdout == ""  # not the newest events first and the refusal after them
+    assert "audit sink cloudwatch: following new events needs a sink with storage positions" in followed.stderr
+    assert "aws logs tail --follow" in followed.stderr

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.audit.event import AuditEvent
-from bastion.audit.sink import AuditQuery, SealedEvent, StoredLine
+from bastion.audit.sink import CANNOT_FOLLOW, AuditQuery, SealedEvent, StoredLine
 from bastion.aws.clients import aws_client
 from bastion.errors import InvalidInput
 
@@ -110,6 +110,8 @@ def _default_prefix() -> str:
 
 class CloudWatchAuditSink:
     """Implements `QueryableSink` (reads use GetLogEvents / DescribeLogStreams; no `tail -f`)."""
+
+    follows = False
 
     def __init__(
         self,
@@ -273,10 +275,7 @@ class CloudWatchAuditSink:
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
         if query.after_id is not None:
-            raise InvalidInput(
-                "following new events needs a sink with storage positions (sqlite, postgresql, jsonl); "
-                "for CloudWatch use `aws logs tail --follow`"
-            )
+            raise InvalidInput(CANNOT_FOLLOW)
         found: list[tuple[datetime, int, AuditEvent]] = []
         for stored in self.scan(query.since):
             try:

@@ -36,6 +36,8 @@ _ROTATED = re.compile(r"\.(\d{6,})$")
 class JsonlAuditSink:
     """Implements `QueryableSink` (queries scan the files)."""
 
+    follows = True
+
     def __init__(
         self, path: Path, *, max_bytes: int = 100 << 20, keep: int = 0, fsync: bool = True, name: str = "jsonl"
     ) -> None:

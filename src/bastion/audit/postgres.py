@@ -55,6 +55,8 @@ SCAN_PAGE = 5_000
 class PostgresAuditSink:
     """Implements `QueryableSink`."""
 
+    follows = True
+
     def __init__(self, url: str | sa.URL, name: str = "postgresql") -> None:
         self.name = name
         # A small pool: one delivery thread writes, the CLI reads. pre_ping: a restarted server is noticed.

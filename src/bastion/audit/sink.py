@@ -45,6 +45,12 @@ class StoredLine:
     columns: tuple[tuple[str, object], ...] = ()
 
 
+CANNOT_FOLLOW = (
+    "following new events needs a sink with storage positions (sqlite, postgresql, jsonl); "
+    "for CloudWatch use `aws logs tail --follow`"
+)
+
+
 class AuditSink(Protocol):
     """Receives sealed events in seq order. `write` may block; it is never called on the event loop."""
 
@@ -82,6 +88,9 @@ class AuditQuery:
 
 class QueryableSink(AuditSink, Protocol):
     """A sink that can also answer `bastion audit tail/search/export/verify`."""
+
+    # Whether `query(AuditQuery(after_id=...))` works: storage positions that only grow (`audit tail -f`).
+    follows: bool
 
     def query(self, query: AuditQuery) -> list[tuple[int, AuditEvent]]:
         """Matching events with their storage position, oldest first (the newest `limit` of them)."""

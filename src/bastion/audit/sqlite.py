@@ -97,6 +97,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteAuditSink:
     """Audit events in a SQLite file (mode 0600, WAL). Implements `QueryableSink` and `SyncableSink`."""
 
+    follows = True
+
     def __init__(self, path: Path, name: str = "sqlite") -> None:
         self.name = name
         self.path = path

@@ -19,7 +19,7 @@ import typer
 from bastion.audit.event import AuditEvent
 from bastion.audit.render import LINE_HEADER, render_json, render_line
 from bastion.audit.setup import chain_key, open_sink
-from bastion.audit.sink import AuditQuery, QueryableSink
+from bastion.audit.sink import CANNOT_FOLLOW, AuditQuery, QueryableSink
 from bastion.audit.spool import read_heads
 from bastion.audit.verify import VerifyReport, verify_lines
 from bastion.cli.common import fail, settings_from
@@ -128,6 +128,9 @@ def tail(
 ) -> None:
     """The newest events, oldest first; with -f, then every new one as it is written."""
     sink = _open(ctx, sink_name)
+    if follow and not sink.follows:  # say so before printing anything, not after the newest events
+        sink.close()
+        raise fail(f"audit sink {sink.name}: {CANNOT_FOLLOW}")
     try:
         rows = _query(sink, AuditQuery(limit=lines))
         _header(as_json)
