@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from bastion.auth.apikey import ApiKeyAuthenticator
 from bastion.auth.keys import KeyStore, parse_key_id
+from bastion.cli.main import app
 from bastion.config import Settings
 from bastion.demo import DEMO_DATA_DIR, DEMO_POLICY, DEMO_SUBJECT, _demo_settings, bastion_command, prepare_demo
 from bastion.demo_repos import DEMO_REPOS
@@ -173,3 +176,13 @@ def test_the_banner_names_the_bastion_the_shell_would_run(monkeypatch: pytest.Mo
     assert bastion_command() == str(ours)
     monkeypatch.setenv("PATH", f"{ours.parent}:/usr/bin:/bin")
     assert bastion_command() == "bastion"
+
+
+def test_the_banners_other_client_commands_run_as_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = _prepare(tmp_path / "a demo", capsys)  # a space in the path: the commands must quote it
+    commands = [line.strip() for line in demo.output.splitlines() if " client-config --client " in line]
+    assert [shlex.split(command)[3] for command in commands] == ["claude-desktop", "cursor"]
+    for command in commands:
+        answer = CliRunner().invoke(app, shlex.split(command)[1:])
+        assert answer.exit_code == 0, answer.output
+        assert "http://127.0.0.1:8000/mcp" in answer.stdout

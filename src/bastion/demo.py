@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import sys
 from datetime import UTC, datetime, timedelta
@@ -144,9 +145,9 @@ def prepare_demo(settings: Settings) -> Settings:
             soft_wrap=True,
         )
         console.print()
-    console.print(
-        f"  More clients: {bastion} client-config --client claude-desktop|cursor --url {url} --key-file {key_file}\n",
-        highlight=False,
-        soft_wrap=True,
+    where = f"--url {shlex.quote(url)} --key-file {shlex.quote(str(key_file))}"
+    more = (
+        f"    {shlex.quote(bastion)} client-config --client {client} {where}" for client in ("claude-desktop", "cursor")
     )
+    console.print("  More clients:\n" + "\n".join(more) + "\n", highlight=False, markup=False, soft_wrap=True)
     return settings
