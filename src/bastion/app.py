@@ -244,6 +244,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
         runtime.audit.start()
+        if limiter is not None:
+            await limiter.probe()  # a Redis that is down or refuses the password is said at start, not at a request
         stop_token_metric = None
         if runtime.github is not None:
             runtime.github.start()  # mirrors BASTION_REPOS__BOOTSTRAP in the background: /health answers meanwhile

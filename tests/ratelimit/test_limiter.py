@@ -184,3 +184,32 @@ def test_a_malformed_redis_url_is_refused_without_its_password() -> None:
         build_rate_limiter(RateLimitSettings(storage_url="redis://:hunter2secret@127.0.0.1:notaport/0"))
     assert "hunter2" not in caught.value.message
     assert caught.value.message.startswith("rate_limit.storage_url: 'redis://:***@127.0.0.1:notaport/0' is not a")
+
+
+async def test_a_wrong_redis_password_is_reported_at_start_up_not_at_the_first_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caller = bucket("caller", "1/minute", "calls", "alice")
+    with redis_server(tmp_path / "redis", password="s3cret") as server:
+        right = RedisRateLimiter(server.url)
+        wrong = RedisRateLimiter(server.url.replace(":s3cret@", ":wrong-password@"))
+        try:
+            with caplog.at_level(logging.WARNING, logger="bastion.ratelimit.limiter"):
+                await right.probe()
+                assert not right.degraded
+                assert caplog.records == []
+                await wrong.probe()
+            assert wrong.degraded
+            errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+            assert len(errors) == 1
+            assert f"rate-limit store redis://:***@127.0.0.1:{server.port}/0 failed (" in errors[0]
+            assert "limiting per instance until it answers again" in errors[0]
+            assert "wrong-password" not in caplog.text
+            assert "s3cret" not in caplog.text
+            # requests are still limited, on this instance's counters, and the next one logs nothing new
+            assert await wrong.acquire([caller]) is None
+            assert await wrong.acquire([caller]) is not None
+            assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+        finally:
+            await right.aclose()
+            await wrong.aclose()

@@ -1,8 +1,9 @@
 """Rate limits end to end: the real app under uvicorn, real API keys, the audit database, with the counters in
-memory and in a real redis-server (every test runs against both)."""
+memory and in a real redis-server (the tests of limiting run against both)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 from tests.ratelimit.harness import MODERN, jsonrpc, mcp_client, modern_headers, serve_bastion, tool_call
+from tests.support.redis_server import redis_server
 
 from bastion.config import RateLimitSettings, ServerSettings
 from bastion.ratelimit import RATE_LIMITED_CODE
@@ -245,3 +247,20 @@ async def test_with_limits_disabled_nothing_is_counted(tmp_path: Path, http: htt
         assert served.app.state.rate_limiter is None
         for _ in range(3):
             assert (await tool_call(http, served, served.keys["alice"], "list_repositories")).status_code == 200
+
+
+async def test_a_server_whose_redis_refuses_the_password_says_so_as_it_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server(tmp_path / "redis", password="s3cret") as redis:
+        limits = _limits(redis.url.replace(":s3cret@", ":wrong@"), default="100/minute")
+        with (
+            caplog.at_level(logging.ERROR, logger="bastion.ratelimit.limiter"),
+            serve_bastion(tmp_path, rate_limit=limits) as served,
+        ):
+            said = [record.getMessage() for record in caplog.records]  # before any request was made
+            assert served.app.state.rate_limiter.degraded
+    assert len(said) == 1
+    assert "failed (AuthenticationError" in said[0]
+    assert "limiting per instance until it answers again" in said[0]
+    assert "wrong" not in said[0]

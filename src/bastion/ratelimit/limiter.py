@@ -76,6 +76,10 @@ class RateLimiter(Protocol):
         """None when the request may go on (its slots are spent), else the refusal (nothing spent)."""
         ...
 
+    async def probe(self) -> None:
+        """At start-up: find out now, not at the first request, whether the store answers (and log it if not)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -113,6 +117,9 @@ class MemoryRateLimiter:
 
     async def acquire(self, buckets: Sequence[Bucket]) -> Refusal | None:
         return await self._window.acquire(buckets)
+
+    async def probe(self) -> None:
+        return None  # in this process: nothing that could fail
 
     async def aclose(self) -> None:
         await self.storage.reset()
@@ -160,6 +167,15 @@ class RedisRateLimiter:
                     logger.warning("rate-limit store %s answers again: limits are shared again", redacted_url(self.url))
                 return refusal
         return await self._local.acquire(buckets)
+
+    async def probe(self) -> None:
+        """One read of the shared store. A store that is down or refuses our credentials (a wrong password) is
+        logged as an outage now, with the same ERROR a request would log, and requests start on per-instance
+        counters; the server starts either way, as it keeps serving when Redis goes away later."""
+        try:
+            await self._shared.storage.get(f"{KEY_PREFIX}/probe")
+        except (StorageError, RedisError, OSError) as exc:
+            self._failed(exc, time.monotonic())
 
     def _failed(self, exc: Exception, now: float) -> None:
         self.storage_errors += 1
