@@ -410,8 +410,15 @@ async def test_compare_refs(deployment: Deployment, era: str) -> None:
     async with mcp_client(deployment, era) as client:
         dev = await call(client, "compare_refs", **HANDBOOK, base="main", head="dev", detail="full_patch")
         release = await call(client, "compare_refs", **HANDBOOK, base="v1.0", head="main", path="docs")
-        wide = await call(client, "compare_refs", **HANDBOOK, base="v1.0", head="main")
+        wide_result = await client.call_tool("compare_refs", {**HANDBOOK, "base": "v1.0", "head": "main"})
+        dev_text = text_of(await client.call_tool("compare_refs", {**HANDBOOK, "base": "main", "head": "dev"}))
         payments = await denied(client, "compare_refs", **PAYMENTS, base="main", head="dev")
+    wide = structured(wide_result)
+    # the counts cover the files listed: the text says so when policy hid one
+    assert f"{wide['stats']['files']} files changed" in text_of(wide_result)
+    assert "(counting the files listed below)" in text_of(wide_result).splitlines()[1]
+    assert "files changed" in dev_text
+    assert "counting the files listed" not in dev_text
     assert (dev["base"], dev["head"]) == (
         {"ref": "main", "sha": facts["main"]},
         {"ref": "dev", "sha": facts["dev"]},

@@ -259,7 +259,8 @@ async def compare_refs(
     header = [
         f"{name}: {base_ref.label} ({base_ref.sha[:12]})...{head_ref.label} ({head_ref.sha[:12]})",
         f"{head_ref.label} is {found.ahead_by} commits ahead and {found.behind_by} behind; "
-        f"{out.stats.files} files changed, +{out.stats.additions} -{out.stats.deletions}",
+        f"{out.stats.files} files changed, +{out.stats.additions} -{out.stats.deletions}"
+        + (" (counting the files listed below)" if hidden or found.files_truncated else ""),
     ]
     header.extend(f"{c.sha[:12]} {c.subject}" for c in commits)
     header.append("")

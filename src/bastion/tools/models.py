@@ -140,6 +140,9 @@ class FileDiffOut(BaseModel):
 
 
 class DiffStats(BaseModel):
+    """Over the files listed: not those hidden by policy (`omitted_by_policy`) or left out of a long list
+    (`truncated`)."""
+
     files: int
     additions: int
     deletions: int
