@@ -14,9 +14,12 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from starlette.types import ASGIApp
 from tests.e2e.helpers import Deployment, envelope, modern_headers, rpc_message, tool_call
 
+import bastion.server
 from bastion.audit.event import AuditEvent
 from bastion.transport import direct
 from bastion.transport.direct import DirectToolCalls
@@ -74,9 +77,9 @@ class _Counted:
     def __init__(self, layer: DirectToolCalls) -> None:
         self.layer = layer
         self.answered = 0
-        self.real: Callable[..., Awaitable[bytes]] = layer._answer  # pyright: ignore[reportPrivateUsage]
+        self.real: Callable[..., Awaitable[tuple[int, bytes]]] = layer._answer  # pyright: ignore[reportPrivateUsage]
 
-    async def __call__(self, *args: Any) -> bytes:
+    async def __call__(self, *args: Any) -> tuple[int, bytes]:
         self.answered += 1
         return await self.real(*args)
 
@@ -246,3 +249,28 @@ async def test_sse_mode_keeps_a_long_call_alive_and_answers_in_one_event(
     assert message["result"]["structuredContent"]["path"] == "README.md"
     assert message["result"]["resultType"] == "complete"
     assert message["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-bastion"
+
+
+async def test_a_protocol_error_raised_by_a_tool_is_the_same_jsonrpc_error_on_both_paths(
+    deployment: Deployment, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No tool raises one today (run_tool turns every error into a result); if one did, both paths must answer
+    with the JSON-RPC error and the status the SDK gives its code, not a tool result."""
+
+    async def refuse(*args: Any) -> Any:
+        raise MCPError(code=INVALID_PARAMS, message="the tool refused at the protocol level")
+
+    monkeypatch.setattr(bastion.server, "run_tool", refuse)
+    name, arguments = "list_repositories", {}
+    body = tool_call(name, arguments, meta=envelope())
+    label = f"{mode}-protocol-error"
+    assert await _both(deployment, name, body, modern_headers(deployment.keys["alice"], name=name), label) == 1
+    async with httpx2.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            deployment.mcp_url, content=body, headers=modern_headers(deployment.keys["alice"], name=name)
+        )
+    assert response.status_code == 400
+    assert rpc_message(response)["error"] == {
+        "code": INVALID_PARAMS,
+        "message": "the tool refused at the protocol level",
+    }

@@ -35,8 +35,15 @@ import anyio
 import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.runner import modern_error_data
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, find_duplicated_routing_header
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundModernRoute,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
 from mcp_types import SERVER_INFO_META_KEY, CallToolResult, ClientCapabilities, Implementation, TextContent
 from mcp_types import methods as protocol_methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -77,9 +84,19 @@ def _client_info(route: InboundModernRoute) -> Implementation | None:
         return None
 
 
-async def _send_json(send: Send, payload: bytes) -> None:
+def _encode(answer: dict[str, Any]) -> bytes:
+    """The SDK writes with json.dumps. orjson writes the same JSON (non-ASCII as UTF-8 rather than backslash-u escapes)
+    several times faster: for a 10 KB file, about 40 µs of a call. It refuses integers beyond 64 bits."""
+    try:
+        return orjson.dumps(answer)
+    except TypeError:
+        return json.dumps(answer, separators=(",", ":")).encode()
+
+
+async def _send_json(send: Send, answer: tuple[int, bytes]) -> None:
+    status, payload = answer
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -147,7 +164,7 @@ class DirectToolCalls:
         """SSE mode, as the SDK does it: a plain JSON answer when the call ends within the keep-alive interval;
         otherwise commit to `text/event-stream`, ping until it ends, then send it as one event. The call is
         cancelled when the client goes away."""
-        answer: list[bytes] = []
+        answer: list[tuple[int, bytes]] = []
         finished = anyio.Event()
 
         async def run() -> None:
@@ -172,7 +189,7 @@ class DirectToolCalls:
                     await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
                     with anyio.move_on_after(KEEPALIVE_SECONDS):
                         await finished.wait()
-                frame = b"event: message\r\ndata: " + answer[0] + b"\r\n\r\n"
+                frame = b"event: message\r\ndata: " + answer[0][1] + b"\r\n\r\n"
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             group.cancel_scope.cancel()
 
@@ -243,8 +260,8 @@ class DirectToolCalls:
             return None
         return _Call(request_id, route, tool, validated)
 
-    async def _answer(self, scope: Scope, call: _Call) -> bytes:
-        """The JSON-RPC response, shaped as the SDK's runner shapes a tools/call result."""
+    async def _answer(self, scope: Scope, call: _Call) -> tuple[int, bytes]:
+        """The HTTP status and JSON-RPC response, shaped as the SDK's runner shapes a tools/call result."""
         route = call.route
         token = DIRECT_CALLER.set(DirectCaller(scope, _client_info(route)))
         try:
@@ -252,6 +269,12 @@ class DirectToolCalls:
             result = await call.tool.fn(**kwargs)
             if not (isinstance(result, ShapedResult) and result.shape() is call.tool.fn_metadata.output_model):
                 result = call.tool.fn_metadata.convert_result(result)  # the SDK's check of the output schema
+        except MCPError as exc:
+            # A protocol error raised by the tool is a JSON-RPC error, with the status the SDK gives its code.
+            error = modern_error_data(exc)
+            wire = error.model_dump(by_alias=True, mode="json", exclude_none=True)
+            status = ERROR_CODE_HTTP_STATUS.get(error.code, 200)
+            return status, _encode({"jsonrpc": "2.0", "id": call.request_id, "error": wire})
         except Exception:
             # What the SDK answers for a tool that crashed: no detail on the wire, the traceback in the log.
             logger.exception("Tool %r raised an unexpected exception", call.tool.name)
@@ -269,10 +292,4 @@ class DirectToolCalls:
             dumped["_meta"] = {SERVER_INFO_META_KEY: self.stamp}
         elif cast(dict[str, Any], meta).get(SERVER_INFO_META_KEY) is None:
             dumped["_meta"] = {**cast(dict[str, Any], meta), SERVER_INFO_META_KEY: self.stamp}
-        answer = {"jsonrpc": "2.0", "id": call.request_id, "result": dumped}
-        # The SDK writes with json.dumps. orjson writes the same JSON (non-ASCII as UTF-8 rather than \u escapes)
-        # several times faster: for a 10 KB file, about 40 µs of a call. It refuses integers beyond 64 bits.
-        try:
-            return orjson.dumps(answer)
-        except TypeError:
-            return json.dumps(answer, separators=(",", ":")).encode()
+        return 200, _encode({"jsonrpc": "2.0", "id": call.request_id, "result": dumped})
