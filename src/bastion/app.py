@@ -211,12 +211,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     observability = Observability(settings)  # metrics, EMF, tracing (a missing OpenTelemetry SDK fails here)
     runtime = runtime or build_runtime(settings)
     server = settings.server
+    security = _transport_security(settings)
     sdk_app = runtime.mcp.streamable_http_app(
         streamable_http_path="/mcp",
         json_response=server.json_response,
         stateless_http=server.stateless,
         max_request_body_size=server.max_body_bytes,
-        transport_security=_transport_security(settings),
+        transport_security=security,
     )
     _skip_param_header_walk(runtime.mcp)
     direct = DirectToolCalls(
@@ -224,7 +225,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         tools=runtime.mcp.governed,
         accepted=runtime.mcp.accepted,
         server_info=runtime.mcp.session_manager.app,
-        security=_transport_security(settings),
+        security=security,
         json_response=server.json_response,
         enabled=not settings.tracing.enabled,  # with tracing on, the SDK's tools/call span stays in the trace
     )

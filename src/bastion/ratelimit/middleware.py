@@ -30,7 +30,7 @@ from bastion.principal import Principal, RequestInfo
 from bastion.ratelimit.limiter import RateLimiter, Refusal
 from bastion.ratelimit.rules import RateLimitRules
 from bastion.transport.authn import PRINCIPAL_KEY
-from bastion.transport.body import decode_json, read_body, replay
+from bastion.transport.body import decode_json, jsonrpc_id, read_body, replay
 from bastion.transport.edge import REQUEST_INFO_KEY
 
 __all__ = ["RATE_LIMITED_CODE", "JsonRpcCall", "RateLimitMiddleware", "parse_call", "refusal_body"]
@@ -52,20 +52,18 @@ class JsonRpcCall:
 _NOT_JSONRPC = JsonRpcCall()
 
 
-def parse_call(body: bytes, scope: Scope | None = None) -> JsonRpcCall:
+def parse_call(body: bytes, scope: Scope) -> JsonRpcCall:
     """The method, tool name (for tools/call) and id of a JSON-RPC request body."""
     if not body:
         return _NOT_JSONRPC
-    decoded: Any = decode_json({} if scope is None else scope, body)
+    decoded: Any = decode_json(scope, body)
     if not isinstance(decoded, dict):
         return _NOT_JSONRPC  # a batch, which the SDK refuses: it spends the protocol bucket like any other request
     message: dict[str, Any] = decoded
     method = message.get("method")
     if not isinstance(method, str):
         method = None
-    request_id = message.get("id")
-    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
-        request_id = None
+    request_id = jsonrpc_id(message)
     tool = None
     params = message.get("params")
     if method == "tools/call" and isinstance(params, dict):

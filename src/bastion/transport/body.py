@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope
 
-__all__ = ["NOT_JSON", "decode_json", "read_body", "replay"]
+__all__ = ["NOT_JSON", "decode_json", "jsonrpc_id", "read_body", "replay"]
 
 _DECODED_KEY = "bastion.decoded_body"
 NOT_JSON: Any = object()  # what decode_json returns for a body that is not JSON
@@ -51,3 +51,9 @@ def decode_json(scope: Scope, body: bytes) -> Any:
         decoded = NOT_JSON
     scope[_DECODED_KEY] = (body, decoded)
     return decoded
+
+
+def jsonrpc_id(message: dict[str, Any]) -> str | int | None:
+    """A JSON-RPC request's id when it is one (a string or an integer, not a boolean), else None."""
+    identifier = message.get("id")
+    return identifier if isinstance(identifier, str | int) and not isinstance(identifier, bool) else None

@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.tools.call import DIRECT_CALLER, DirectCaller
 from bastion.tools.results import ShapedResult
-from bastion.transport.body import decode_json, read_body, replay
+from bastion.transport.body import decode_json, jsonrpc_id, read_body, replay
 from bastion.transport.sdk_rules import accepts, passes_transport_security, surface_is_ours
 
 __all__ = ["DirectToolCalls"]
@@ -228,12 +228,11 @@ class DirectToolCalls:
         if not isinstance(decoded, dict) or not _ENVELOPE_KEYS.issuperset(cast(dict[str, Any], decoded)):
             return None
         message = cast(dict[str, Any], decoded)
-        request_id, params = message.get("id"), message.get("params")
+        request_id, params = jsonrpc_id(message), message.get("params")
         if (
             message.get("jsonrpc") != "2.0"
             or message.get("method") != "tools/call"
-            or not isinstance(request_id, str | int)
-            or isinstance(request_id, bool)
+            or request_id is None
             or not isinstance(params, dict)
         ):
             return None

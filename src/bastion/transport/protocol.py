@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.audit.event import AuditEvent, Outcome, caller_fields
 from bastion.principal import Principal, RequestInfo
 from bastion.transport.authn import PRINCIPAL_KEY
-from bastion.transport.body import read_body, replay
+from bastion.transport.body import decode_json, jsonrpc_id, read_body, replay
 from bastion.transport.edge import AUDITED_KEY, REQUEST_INFO_KEY, header, named_tool
 
 __all__ = ["ProtocolGuardMiddleware"]
@@ -46,13 +46,22 @@ _LEGACY_NEWEST_FIRST = sorted(HANDSHAKE_PROTOCOL_VERSIONS, reverse=True)
 _ERROR_BODY_LIMIT = 4096  # enough for any JSON-RPC error the SDK writes; more is not buffered
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A decoded JSON object; {} for anything else (the SDK answers malformed JSON)."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+def _request(scope: Scope, body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (decoded once per request: the rate limiter may have done it)."""
+    return _object(decode_json(scope, body))
+
+
 def _decoded(body: bytes) -> dict[str, Any]:
-    """A JSON object from a request or response body; {} for anything else (the SDK answers malformed JSON)."""
+    """A response body as a JSON object."""
     try:
-        message: Any = json.loads(body)
+        return _object(json.loads(body))
     except (ValueError, RecursionError):
         return {}
-    return cast(dict[str, Any], message) if isinstance(message, dict) else {}
 
 
 def _envelope_version(message: dict[str, Any]) -> str | None:
@@ -61,11 +70,6 @@ def _envelope_version(message: dict[str, Any]) -> str | None:
     meta = params.get("_meta") if isinstance(params, dict) else None
     version = meta.get(_META_VERSION) if isinstance(meta, dict) else None
     return version if isinstance(version, str) else None
-
-
-def _request_id(message: dict[str, Any]) -> str | int | None:
-    identifier = message.get("id")
-    return identifier if isinstance(identifier, str | int) and not isinstance(identifier, bool) else None
 
 
 def _jsonrpc_error(answer: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -98,14 +102,14 @@ class ProtocolGuardMiddleware:
                 body = await read_body(receive)
                 if body is None:
                     return
-                request = _decoded(body)
+                request = _request(scope, body)
                 envelope = _envelope_version(request)
                 if envelope is not None and envelope != version:
                     message = (
                         f"MCP-Protocol-Version header {version} does not match the request's _meta protocol version "
                         f"{envelope}"
                     )
-                    await self._refuse(scope, send, _request_id(request), HEADER_MISMATCH, message, None, started)
+                    await self._refuse(scope, send, jsonrpc_id(request), HEADER_MISMATCH, message, None, started)
                     return
                 receive = replay(body, receive)
             else:
@@ -123,15 +127,15 @@ class ProtocolGuardMiddleware:
         )
         data = {"supported": [*_MODERN_NEWEST_FIRST, *_LEGACY_NEWEST_FIRST], "requested": version[:64]}
         await self._refuse(
-            scope, send, _request_id(_decoded(body)), UNSUPPORTED_PROTOCOL_VERSION, message, data, started
+            scope, send, jsonrpc_id(_request(scope, body)), UNSUPPORTED_PROTOCOL_VERSION, message, data, started
         )
 
     async def _refuse_missing_method(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
         body = await read_body(receive)
         if body is None:
             return
-        request = _decoded(body)
-        request_id = _request_id(request)
+        request = _request(scope, body)
+        request_id = jsonrpc_id(request)
         if request_id is None:  # a notification (or not JSON-RPC at all): the SDK's to answer
             await self._watched(scope, replay(body, receive), send, started)
             return
